@@ -1,0 +1,1017 @@
+//! DICOM reader (dicom-rs): single files with or without preamble and meta group,
+//! folders, several series at once, multi-frame (enhanced CT) files, and every transfer
+//! syntax whose dicom-rs codec is pure Rust (so it also runs in wasm).
+//!
+//! Two passes: headers first (to group, choose and sort), then pixel data decoded
+//! straight into the final volume, so the peak memory is the volume plus one file.
+
+use std::collections::BTreeMap;
+
+use dicom_core::value::{PrimitiveValue, Value};
+use dicom_dictionary_std::tags;
+use dicom_object::file::ReadPreamble;
+use dicom_object::{InMemDicomObject, OpenFileOptions};
+use dicom_pixeldata::PixelDecoder;
+use dicom_transfer_syntax_registry::entries::IMPLICIT_VR_LITTLE_ENDIAN;
+
+use crate::detect::{ProgressFn, Stage, report};
+use crate::volume::{clamp_i16, clamp_warning, cross, direction_from_axes, dot, norm};
+use crate::{FileSource, Format, IntensityUnits, Metadata, OpenOptions, ReadError, Volume};
+
+/// Transfer syntaxes whose codec needs C code and so is not built in (natively or in wasm).
+const UNSUPPORTED_SYNTAXES: &[(&str, &str)] = &[
+    ("1.2.840.10008.1.2.4.80", "JPEG-LS lossless"),
+    ("1.2.840.10008.1.2.4.81", "JPEG-LS near-lossless"),
+    ("1.2.840.10008.1.2.4.100", "MPEG2"),
+    ("1.2.840.10008.1.2.4.102", "MPEG-4"),
+    ("1.2.840.10008.1.2.4.110", "JPEG XL lossless"),
+    ("1.2.840.10008.1.2.4.112", "JPEG XL"),
+];
+
+/// A parsed object: with a file meta group (the normal case) or a bare data set.
+enum Parsed {
+    File(dicom_object::DefaultDicomObject),
+    Bare(InMemDicomObject),
+}
+
+impl Parsed {
+    fn dataset(&self) -> &InMemDicomObject {
+        match self {
+            Parsed::File(file) => file,
+            Parsed::Bare(bare) => bare,
+        }
+    }
+    fn transfer_syntax(&self) -> &str {
+        match self {
+            Parsed::File(file) => file.meta().transfer_syntax().trim_end_matches(['\0', ' ']),
+            Parsed::Bare(_) => IMPLICIT_VR_LITTLE_ENDIAN.uid(),
+        }
+    }
+}
+
+enum Sniff {
+    Preamble,
+    MetaOnly,
+    Bare,
+    NotDicom,
+}
+
+fn sniff(bytes: &[u8]) -> Sniff {
+    if bytes.len() >= 132 && &bytes[128..132] == b"DICM" {
+        Sniff::Preamble
+    } else if bytes.starts_with(b"DICM") {
+        Sniff::MetaOnly
+    } else if bytes.len() >= 8 {
+        // A bare data set in implicit VR little endian starts with a small group number
+        // (0008 identifying, sometimes 0002 or 0018) and a plausible 32-bit length.
+        let group = u16::from_le_bytes([bytes[0], bytes[1]]);
+        let length = u32::from_le_bytes([bytes[4], bytes[5], bytes[6], bytes[7]]);
+        if matches!(group, 0x0002 | 0x0008 | 0x0010 | 0x0018 | 0x0020 | 0x0028)
+            && (length as usize) < bytes.len()
+        {
+            Sniff::Bare
+        } else {
+            Sniff::NotDicom
+        }
+    } else {
+        Sniff::NotDicom
+    }
+}
+
+fn parse(bytes: &[u8], name: &str, headers_only: bool) -> Result<Option<Parsed>, ReadError> {
+    let options = || {
+        let options = OpenFileOptions::new();
+        if headers_only {
+            options.read_until(tags::PIXEL_DATA)
+        } else {
+            options
+        }
+    };
+    let bad = |e: &dyn std::fmt::Display| {
+        ReadError::malformed(name, format!("not a readable DICOM file ({e})"))
+    };
+    match sniff(bytes) {
+        Sniff::Preamble => options()
+            .read_preamble(ReadPreamble::Always)
+            .from_reader(bytes)
+            .map(|f| Some(Parsed::File(f)))
+            .map_err(|e| bad(&e)),
+        Sniff::MetaOnly => options()
+            .read_preamble(ReadPreamble::Never)
+            .from_reader(bytes)
+            .map(|f| Some(Parsed::File(f)))
+            .map_err(|e| bad(&e)),
+        Sniff::Bare => {
+            InMemDicomObject::read_dataset_with_ts(bytes, &IMPLICIT_VR_LITTLE_ENDIAN.erased())
+                .map(|o| Some(Parsed::Bare(o)))
+                .map_err(|e| bad(&e))
+        }
+        Sniff::NotDicom => Ok(None),
+    }
+}
+
+fn text(obj: &InMemDicomObject, tag: dicom_core::Tag) -> Option<String> {
+    let value = obj.get(tag)?.to_str().ok()?;
+    let value = value.trim_matches(|c: char| c == '\0' || c.is_whitespace());
+    (!value.is_empty()).then(|| value.to_owned())
+}
+
+fn floats(obj: &InMemDicomObject, tag: dicom_core::Tag) -> Option<Vec<f64>> {
+    obj.get(tag)?
+        .to_multi_float64()
+        .ok()
+        .filter(|v| v.iter().all(|x| x.is_finite()))
+}
+
+fn float(obj: &InMemDicomObject, tag: dicom_core::Tag) -> Option<f64> {
+    floats(obj, tag)?.first().copied()
+}
+
+fn int(obj: &InMemDicomObject, tag: dicom_core::Tag) -> Option<i64> {
+    obj.get(tag)?.to_int::<i64>().ok()
+}
+
+/// The first item of a sequence attribute.
+fn first_item(obj: &InMemDicomObject, tag: dicom_core::Tag) -> Option<&InMemDicomObject> {
+    obj.get(tag)?.items()?.first()
+}
+
+/// Looks `tag` up inside functional group `group` of a per-frame or shared item.
+fn in_group(
+    item: Option<&InMemDicomObject>,
+    group: dicom_core::Tag,
+    tag: dicom_core::Tag,
+) -> Option<Vec<f64>> {
+    floats(first_item(item?, group)?, tag)
+}
+
+/// One image plane: a single-frame file, or one frame of a multi-frame file.
+#[derive(Debug, Clone)]
+struct Plane {
+    file: usize,
+    frame: u32,
+    position: Option<[f64; 3]>,
+    instance: Option<i64>,
+    slope: f64,
+    intercept: f64,
+}
+
+/// What the pixel decoder needs to know of a file.
+#[derive(Debug, Clone, PartialEq)]
+struct PixelLayout {
+    rows: usize,
+    columns: usize,
+    bits_allocated: u16,
+    bits_stored: u16,
+    signed: bool,
+}
+
+/// Header facts of one file that take part in grouping.
+#[derive(Debug, Clone)]
+struct FileHeader {
+    series_uid: String,
+    modality: Option<String>,
+    layout: PixelLayout,
+    orientation: Option<[f64; 6]>,
+    pixel_spacing: Option<[f64; 2]>,
+    metadata: Metadata,
+    spacing_between_slices: Option<f64>,
+    planes: Vec<Plane>,
+}
+
+fn to3(v: &[f64]) -> Option<[f64; 3]> {
+    (v.len() >= 3).then(|| [v[0], v[1], v[2]])
+}
+
+fn header(
+    obj: &InMemDicomObject,
+    file: usize,
+    name: &str,
+) -> Result<Option<FileHeader>, ReadError> {
+    let Some(rows) = int(obj, tags::ROWS) else {
+        return Ok(None); // not an image (a report, a DICOMDIR, a presentation state)
+    };
+    let columns = int(obj, tags::COLUMNS)
+        .ok_or_else(|| ReadError::malformed(name, "Rows present but Columns missing"))?;
+    if rows <= 0 || columns <= 0 || rows > 65535 || columns > 65535 {
+        return Err(ReadError::malformed(
+            name,
+            format!("impossible image size {columns}×{rows}"),
+        ));
+    }
+    let samples = int(obj, tags::SAMPLES_PER_PIXEL).unwrap_or(1);
+    if samples != 1 {
+        return Err(ReadError::unsupported(
+            name,
+            format!("{samples} samples per pixel (a colour image, not a CT slice)"),
+        ));
+    }
+    let bits_allocated = int(obj, tags::BITS_ALLOCATED).unwrap_or(16) as u16;
+    if !matches!(bits_allocated, 8 | 16 | 32) {
+        return Err(ReadError::unsupported(
+            name,
+            format!("{bits_allocated} bits allocated per pixel"),
+        ));
+    }
+    let bits_stored = (int(obj, tags::BITS_STORED).unwrap_or(i64::from(bits_allocated)) as u16)
+        .clamp(1, bits_allocated);
+    let layout = PixelLayout {
+        rows: rows as usize,
+        columns: columns as usize,
+        bits_allocated,
+        bits_stored,
+        signed: int(obj, tags::PIXEL_REPRESENTATION) == Some(1),
+    };
+    let frames = int(obj, tags::NUMBER_OF_FRAMES).unwrap_or(1);
+    if !(1..=100_000).contains(&frames) {
+        return Err(ReadError::malformed(
+            name,
+            format!("impossible number of frames {frames}"),
+        ));
+    }
+    let shared = first_item(obj, tags::SHARED_FUNCTIONAL_GROUPS_SEQUENCE);
+    let per_frame: Vec<&InMemDicomObject> = obj
+        .get(tags::PER_FRAME_FUNCTIONAL_GROUPS_SEQUENCE)
+        .and_then(|e| e.items())
+        .map(|items| items.iter().collect())
+        .unwrap_or_default();
+    let orientation = floats(obj, tags::IMAGE_ORIENTATION_PATIENT)
+        .or_else(|| {
+            in_group(
+                shared,
+                tags::PLANE_ORIENTATION_SEQUENCE,
+                tags::IMAGE_ORIENTATION_PATIENT,
+            )
+        })
+        .or_else(|| {
+            in_group(
+                per_frame.first().copied(),
+                tags::PLANE_ORIENTATION_SEQUENCE,
+                tags::IMAGE_ORIENTATION_PATIENT,
+            )
+        })
+        .filter(|v| v.len() >= 6)
+        .map(|v| [v[0], v[1], v[2], v[3], v[4], v[5]]);
+    let pixel_spacing = floats(obj, tags::PIXEL_SPACING)
+        .or_else(|| in_group(shared, tags::PIXEL_MEASURES_SEQUENCE, tags::PIXEL_SPACING))
+        .or_else(|| {
+            in_group(
+                per_frame.first().copied(),
+                tags::PIXEL_MEASURES_SEQUENCE,
+                tags::PIXEL_SPACING,
+            )
+        })
+        .or_else(|| floats(obj, tags::IMAGER_PIXEL_SPACING))
+        .filter(|v| v.len() >= 2 && v[0] > 0.0 && v[1] > 0.0)
+        .map(|v| [v[0], v[1]]);
+    let slice_thickness = float(obj, tags::SLICE_THICKNESS).or_else(|| {
+        in_group(shared, tags::PIXEL_MEASURES_SEQUENCE, tags::SLICE_THICKNESS)
+            .and_then(|v| v.first().copied())
+    });
+    let rescale = |item: Option<&InMemDicomObject>| {
+        let slope = in_group(
+            item,
+            tags::PIXEL_VALUE_TRANSFORMATION_SEQUENCE,
+            tags::RESCALE_SLOPE,
+        )?;
+        let intercept = in_group(
+            item,
+            tags::PIXEL_VALUE_TRANSFORMATION_SEQUENCE,
+            tags::RESCALE_INTERCEPT,
+        )?;
+        Some((*slope.first()?, *intercept.first()?))
+    };
+    let top_rescale = (
+        float(obj, tags::RESCALE_SLOPE).unwrap_or(1.0),
+        float(obj, tags::RESCALE_INTERCEPT).unwrap_or(0.0),
+    );
+    let instance = int(obj, tags::INSTANCE_NUMBER);
+    let planes = if frames == 1 && per_frame.is_empty() {
+        vec![Plane {
+            file,
+            frame: 0,
+            position: floats(obj, tags::IMAGE_POSITION_PATIENT)
+                .as_deref()
+                .and_then(to3),
+            instance,
+            slope: top_rescale.0,
+            intercept: top_rescale.1,
+        }]
+    } else {
+        let shared_rescale = rescale(shared);
+        (0..frames as usize)
+            .map(|f| {
+                let item = per_frame.get(f).copied();
+                let (slope, intercept) = rescale(item).or(shared_rescale).unwrap_or(top_rescale);
+                Plane {
+                    file,
+                    frame: f as u32,
+                    position: in_group(
+                        item,
+                        tags::PLANE_POSITION_SEQUENCE,
+                        tags::IMAGE_POSITION_PATIENT,
+                    )
+                    .as_deref()
+                    .and_then(to3),
+                    instance: Some(f as i64),
+                    slope,
+                    intercept,
+                }
+            })
+            .collect()
+    };
+    let modality = text(obj, tags::MODALITY);
+    Ok(Some(FileHeader {
+        series_uid: text(obj, tags::SERIES_INSTANCE_UID)
+            .unwrap_or_else(|| "(no series UID)".to_owned()),
+        modality: modality.clone(),
+        layout,
+        orientation,
+        pixel_spacing,
+        spacing_between_slices: float(obj, tags::SPACING_BETWEEN_SLICES).filter(|s| *s > 0.0),
+        metadata: Metadata {
+            modality,
+            series_uid: text(obj, tags::SERIES_INSTANCE_UID),
+            series_description: text(obj, tags::SERIES_DESCRIPTION),
+            kernel: text(obj, tags::CONVOLUTION_KERNEL),
+            slice_thickness_mm: slice_thickness,
+            manufacturer: text(obj, tags::MANUFACTURER),
+            study_date: text(obj, tags::STUDY_DATE),
+            other_series: Vec::new(),
+        },
+        planes,
+    }))
+}
+
+/// A set of planes that can form one volume: same series, size and orientation.
+struct Group {
+    key: String,
+    first: FileHeader,
+    planes: Vec<Plane>,
+    files: usize,
+}
+
+fn group_key(h: &FileHeader) -> String {
+    let orientation = h
+        .orientation
+        .map(|o| {
+            o.iter()
+                .map(|v| format!("{:.3}", v))
+                .collect::<Vec<_>>()
+                .join(",")
+        })
+        .unwrap_or_default();
+    format!(
+        "{}|{}x{}|{}",
+        h.series_uid, h.layout.columns, h.layout.rows, orientation
+    )
+}
+
+fn describe(group: &Group) -> String {
+    format!(
+        "series {} ({}, {} image{}, {}×{}{})",
+        group.first.series_uid,
+        group.first.modality.as_deref().unwrap_or("no modality"),
+        group.planes.len(),
+        if group.planes.len() == 1 { "" } else { "s" },
+        group.first.layout.columns,
+        group.first.layout.rows,
+        group
+            .first
+            .metadata
+            .series_description
+            .as_deref()
+            .map(|d| format!(", \"{d}\""))
+            .unwrap_or_default()
+    )
+}
+
+/// Reads the DICOM images among `source`'s files into one volume.
+pub(crate) fn read(
+    source: &dyn FileSource,
+    options: &OpenOptions,
+    progress: &mut ProgressFn<'_>,
+) -> Result<Volume, ReadError> {
+    let total = source.count();
+    let mut groups: BTreeMap<String, Group> = BTreeMap::new();
+    let mut skipped_not_dicom = Vec::new();
+    let mut skipped_no_image = Vec::new();
+    let mut first_error: Option<ReadError> = None;
+    let mut errors = 0usize;
+    for file in 0..total {
+        report(progress, Stage::Scanning, file, total)?;
+        let name = source.name(file);
+        let bytes = source.read(file)?;
+        let parsed = match parse(&bytes, name, true) {
+            Ok(Some(parsed)) => parsed,
+            Ok(None) => {
+                skipped_not_dicom.push(name.to_owned());
+                continue;
+            }
+            Err(e) => {
+                errors += 1;
+                first_error.get_or_insert(e);
+                continue;
+            }
+        };
+        match header(parsed.dataset(), file, name) {
+            Ok(Some(h)) => {
+                let key = group_key(&h);
+                let group = groups.entry(key.clone()).or_insert_with(|| Group {
+                    key,
+                    first: h.clone(),
+                    planes: Vec::new(),
+                    files: 0,
+                });
+                group.planes.extend(h.planes);
+                group.files += 1;
+            }
+            Ok(None) => skipped_no_image.push(name.to_owned()),
+            Err(e) => {
+                errors += 1;
+                first_error.get_or_insert(e);
+            }
+        }
+    }
+    report(progress, Stage::Scanning, total, total)?;
+
+    // The CT group with most planes; any image group if there is no CT.
+    let chosen_key = groups
+        .values()
+        .max_by_key(|g| (g.first.modality.as_deref() == Some("CT"), g.planes.len()))
+        .map(|g| g.key.clone());
+    let Some(chosen_key) = chosen_key else {
+        if let Some(e) = first_error {
+            return Err(e);
+        }
+        let first = skipped_no_image
+            .first()
+            .or(skipped_not_dicom.first())
+            .cloned()
+            .unwrap_or_default();
+        return Err(ReadError::NoImage(if !skipped_no_image.is_empty() {
+            format!(
+                "{first}: a DICOM object without pixel data (a report or index, not a CT image)"
+            )
+        } else {
+            format!("{first}: not a DICOM file, nor any other supported scan format")
+        }));
+    };
+    let group = groups
+        .remove(&chosen_key)
+        .ok_or_else(|| ReadError::NoImage("internal: chosen series vanished".into()))?;
+
+    let mut warnings = Vec::new();
+    let mut other_series: Vec<String> = groups.values().map(describe).collect();
+    other_series.sort();
+    if !other_series.is_empty() {
+        warnings.push(format!(
+            "{} other series found and not shown; showing the {} (most slices)",
+            other_series.len(),
+            if group.first.modality.as_deref() == Some("CT") {
+                "CT series"
+            } else {
+                "image series"
+            }
+        ));
+    }
+    if group.first.modality.as_deref() != Some("CT") {
+        warnings.push(format!(
+            "modality is {}, not CT: values may not be Hounsfield units",
+            group.first.modality.as_deref().unwrap_or("missing")
+        ));
+    }
+    if errors > 0 {
+        warnings.push(format!(
+            "{errors} file(s) could not be read and were skipped; first: {}",
+            first_error.map(|e| e.to_string()).unwrap_or_default()
+        ));
+    }
+    if !skipped_not_dicom.is_empty() {
+        warnings.push(format!(
+            "{} file(s) are not DICOM and were ignored (e.g. {})",
+            skipped_not_dicom.len(),
+            skipped_not_dicom[0]
+        ));
+    }
+    if !skipped_no_image.is_empty() {
+        warnings.push(format!(
+            "{} DICOM object(s) without images were ignored (e.g. {})",
+            skipped_no_image.len(),
+            skipped_no_image[0]
+        ));
+    }
+
+    let geometry = arrange(&group, &mut warnings);
+    let layout = &group.first.layout;
+    let slice_len = layout.rows * layout.columns;
+    let voxels = slice_len as u64 * geometry.planes.len() as u64;
+    ReadError::check_voxels(
+        source.name(group.planes[0].file),
+        voxels,
+        options.max_voxels,
+    )?;
+    let mut data = vec![0i16; voxels as usize];
+
+    // Planes sorted by file, so a multi-frame file is read and decoded once.
+    let mut order: Vec<(usize, &Plane)> = geometry.planes.iter().enumerate().collect();
+    order.sort_by_key(|(_, p)| (p.file, p.frame));
+    let mut clamped = 0u64;
+    let mut done = 0usize;
+    let mut index = 0usize;
+    while index < order.len() {
+        let file = order[index].1.file;
+        let name = source.name(file);
+        let bytes = source.read(file)?;
+        let parsed = parse(&bytes, name, false)?
+            .ok_or_else(|| ReadError::malformed(name, "no longer a DICOM file"))?;
+        let mut decoder = FrameDecoder::new(&parsed, name, layout)?;
+        while index < order.len() && order[index].1.file == file {
+            let (slot, plane) = order[index];
+            report(progress, Stage::Decoding, done, order.len())?;
+            let destination = &mut data[slot * slice_len..(slot + 1) * slice_len];
+            decoder.decode(plane, destination, &mut clamped)?;
+            done += 1;
+            index += 1;
+        }
+    }
+    report(progress, Stage::Decoding, order.len(), order.len())?;
+    warnings.extend(clamp_warning(clamped));
+    warnings.extend(decoded_warnings(&group));
+
+    let mut metadata = group.first.metadata.clone();
+    metadata.other_series = other_series;
+    Ok(Volume {
+        format: Format::Dicom,
+        dims: [layout.columns, layout.rows, geometry.planes.len()],
+        spacing: geometry.spacing,
+        origin: geometry.origin,
+        direction: geometry.direction,
+        units: IntensityUnits::Hounsfield,
+        voxels: data,
+        metadata,
+        warnings,
+    })
+}
+
+fn decoded_warnings(group: &Group) -> Vec<String> {
+    let mut warnings = Vec::new();
+    if group.first.pixel_spacing.is_none() {
+        warnings.push("no Pixel Spacing: 1 mm assumed in-plane".to_owned());
+    }
+    warnings
+}
+
+struct Geometry {
+    planes: Vec<Plane>,
+    spacing: [f64; 3],
+    origin: [f64; 3],
+    direction: [f64; 9],
+}
+
+/// Sorts planes along the slice normal and derives spacing, reporting every
+/// irregularity instead of silently averaging it away.
+fn arrange(group: &Group, warnings: &mut Vec<String>) -> Geometry {
+    let header = &group.first;
+    let (row_dir, col_dir) = match header.orientation {
+        Some(o) if norm([o[0], o[1], o[2]]) > 0.5 && norm([o[3], o[4], o[5]]) > 0.5 => {
+            let r = [o[0], o[1], o[2]];
+            let c = [o[3], o[4], o[5]];
+            let (nr, nc) = (norm(r), norm(c));
+            (
+                [r[0] / nr, r[1] / nr, r[2] / nr],
+                [c[0] / nc, c[1] / nc, c[2] / nc],
+            )
+        }
+        _ => {
+            warnings.push("no Image Orientation (Patient): axial orientation assumed".to_owned());
+            ([1.0, 0.0, 0.0], [0.0, 1.0, 0.0])
+        }
+    };
+    let normal = cross(row_dir, col_dir);
+    let n = norm(normal).max(1e-9);
+    let normal = [normal[0] / n, normal[1] / n, normal[2] / n];
+    let [dy, dx] = header.pixel_spacing.unwrap_or([1.0, 1.0]);
+    let fallback_z = header
+        .spacing_between_slices
+        .or(header.metadata.slice_thickness_mm)
+        .filter(|s| *s > 0.0)
+        .unwrap_or(1.0);
+
+    let mut planes = group.planes.clone();
+    let all_positioned = planes.iter().all(|p| p.position.is_some());
+    if !all_positioned {
+        if planes.len() > 1 {
+            warnings.push(format!(
+                "slice positions missing: slices ordered by instance number, {fallback_z} mm apart"
+            ));
+        }
+        planes.sort_by_key(|p| (p.instance.unwrap_or(i64::MAX), p.file, p.frame));
+        let origin = planes.first().and_then(|p| p.position).unwrap_or([0.0; 3]);
+        return Geometry {
+            planes,
+            spacing: [dx, dy, fallback_z],
+            origin,
+            direction: direction_from_axes(row_dir, col_dir, normal),
+        };
+    }
+    let along = |p: &Plane| dot(p.position.unwrap_or([0.0; 3]), normal);
+    planes.sort_by(|a, b| {
+        along(a)
+            .total_cmp(&along(b))
+            .then(a.file.cmp(&b.file))
+            .then(a.frame.cmp(&b.frame))
+    });
+
+    // Duplicate positions: keep the first plane at each position.
+    let before = planes.len();
+    planes.dedup_by(|b, a| (along(a) - along(b)).abs() < 1e-3);
+    if planes.len() < before {
+        warnings.push(format!(
+            "{} slice(s) share a position with another and were dropped (duplicate positions)",
+            before - planes.len()
+        ));
+    }
+
+    let gaps: Vec<f64> = planes
+        .windows(2)
+        .map(|w| along(&w[1]) - along(&w[0]))
+        .collect();
+    let spacing_z = if gaps.is_empty() {
+        fallback_z
+    } else {
+        let mut sorted = gaps.clone();
+        sorted.sort_by(f64::total_cmp);
+        sorted[sorted.len() / 2]
+    };
+    if let (Some(min), Some(max)) = (
+        gaps.iter().copied().min_by(f64::total_cmp),
+        gaps.iter().copied().max_by(f64::total_cmp),
+    ) {
+        let missing: Vec<usize> = (0..gaps.len())
+            .filter(|&i| gaps[i] > 1.5 * spacing_z)
+            .collect();
+        if let Some(&first) = missing.first() {
+            let lost: f64 = missing
+                .iter()
+                .map(|&i| (gaps[i] / spacing_z).round() - 1.0)
+                .sum();
+            warnings.push(format!(
+                "missing slices: {} gap(s) wider than the usual {:.3} mm (first after slice {}, {:.3} mm; about {} slice(s) missing); the volume spacing is not uniform there",
+                missing.len(),
+                spacing_z,
+                first,
+                gaps[first],
+                lost
+            ));
+        } else if max - min > 0.01 * spacing_z.max(0.01) && max - min > 1e-3 {
+            warnings.push(format!(
+                "uneven slice spacing: gaps from {min:.3} to {max:.3} mm; the volume uses the median {spacing_z:.3} mm"
+            ));
+        }
+    }
+
+    let first = planes[0].position.unwrap_or([0.0; 3]);
+    if planes.len() > 1 {
+        let last = planes[planes.len() - 1].position.unwrap_or([0.0; 3]);
+        let step = [last[0] - first[0], last[1] - first[1], last[2] - first[2]];
+        let length = norm(step);
+        if length > 1e-6 {
+            let cos = (dot(step, normal) / length).clamp(-1.0, 1.0);
+            let tilt = cos.acos().to_degrees();
+            if tilt > 0.5 {
+                warnings.push(format!(
+                    "gantry tilt of {tilt:.1}°: slices are offset, not stacked straight; the volume is shown unsheared"
+                ));
+            }
+        }
+    }
+    Geometry {
+        planes,
+        spacing: [dx, dy, spacing_z],
+        origin: first,
+        direction: direction_from_axes(row_dir, col_dir, normal),
+    }
+}
+
+/// Decodes frames of one parsed file into HU.
+struct FrameDecoder<'a> {
+    parsed: &'a Parsed,
+    name: &'a str,
+    layout: PixelLayout,
+    encapsulated: bool,
+}
+
+impl<'a> FrameDecoder<'a> {
+    fn new(parsed: &'a Parsed, name: &'a str, expected: &PixelLayout) -> Result<Self, ReadError> {
+        let obj = parsed.dataset();
+        let ts = parsed.transfer_syntax();
+        if let Some((_, label)) = UNSUPPORTED_SYNTAXES.iter().find(|(uid, _)| *uid == ts) {
+            return Err(ReadError::unsupported(
+                name,
+                format!(
+                    "transfer syntax {label} ({ts}) has no pure-Rust decoder; convert the series to explicit VR little endian (e.g. `gdcmconv --raw`)"
+                ),
+            ));
+        }
+        let element = obj.get(tags::PIXEL_DATA).ok_or_else(|| {
+            ReadError::malformed(name, "image attributes present but no Pixel Data")
+        })?;
+        let encapsulated = matches!(element.value(), Value::PixelSequence(_));
+        if encapsulated && !matches!(parsed, Parsed::File(_)) {
+            return Err(ReadError::malformed(
+                name,
+                "compressed pixel data without a file meta group",
+            ));
+        }
+        let columns = int(obj, tags::COLUMNS).unwrap_or(0) as usize;
+        let rows = int(obj, tags::ROWS).unwrap_or(0) as usize;
+        if (columns, rows) != (expected.columns, expected.rows) {
+            return Err(ReadError::malformed(
+                name,
+                "image size changed between reads",
+            ));
+        }
+        Ok(Self {
+            parsed,
+            name,
+            layout: expected.clone(),
+            encapsulated,
+        })
+    }
+
+    fn decode(
+        &mut self,
+        plane: &Plane,
+        destination: &mut [i16],
+        clamped: &mut u64,
+    ) -> Result<(), ReadError> {
+        let per_frame = destination.len();
+        let bytes_per_sample = usize::from(self.layout.bits_allocated / 8);
+        let frame_bytes = per_frame * bytes_per_sample;
+        let rescale = Rescale::new(plane.slope, plane.intercept);
+        if self.encapsulated {
+            let Parsed::File(file) = self.parsed else {
+                return Err(ReadError::malformed(
+                    self.name,
+                    "compressed pixel data without a file meta group",
+                ));
+            };
+            let decoded = file.decode_pixel_data_frame(plane.frame).map_err(|e| {
+                ReadError::malformed(
+                    self.name,
+                    format!(
+                        "frame {} could not be decoded ({e}) [transfer syntax {}]",
+                        plane.frame,
+                        self.parsed.transfer_syntax()
+                    ),
+                )
+            })?;
+            let data = decoded.data();
+            let bits = decoded.bits_allocated();
+            let bytes = usize::from(bits / 8);
+            if data.len() < per_frame * bytes || bytes == 0 {
+                return Err(ReadError::malformed(
+                    self.name,
+                    format!(
+                        "frame {} decoded to {} bytes, expected {}",
+                        plane.frame,
+                        data.len(),
+                        per_frame * bytes
+                    ),
+                ));
+            }
+            let layout = PixelLayout {
+                bits_allocated: bits,
+                ..self.layout.clone()
+            };
+            store(
+                &data[..per_frame * bytes],
+                false,
+                &layout,
+                rescale,
+                destination,
+                clamped,
+            );
+            return Ok(());
+        }
+        let element = self
+            .parsed
+            .dataset()
+            .get(tags::PIXEL_DATA)
+            .ok_or_else(|| ReadError::malformed(self.name, "no Pixel Data"))?;
+        let start = plane.frame as usize * frame_bytes;
+        let too_short = |have: usize| {
+            ReadError::malformed(
+                self.name,
+                format!(
+                    "Pixel Data holds {have} bytes, too few for frame {} of {}×{} at {} bits (truncated file?)",
+                    plane.frame, self.layout.columns, self.layout.rows, self.layout.bits_allocated
+                ),
+            )
+        };
+        match element.value() {
+            Value::Primitive(PrimitiveValue::U16(words)) if bytes_per_sample == 2 => {
+                let words = words
+                    .get(start / 2..start / 2 + per_frame)
+                    .ok_or_else(|| too_short(words.len() * 2))?;
+                store_words(words, &self.layout, rescale, destination, clamped);
+            }
+            Value::Primitive(PrimitiveValue::I16(words)) if bytes_per_sample == 2 => {
+                let words = words
+                    .get(start / 2..start / 2 + per_frame)
+                    .ok_or_else(|| too_short(words.len() * 2))?;
+                let as_u16: Vec<u16> = words.iter().map(|&w| w as u16).collect();
+                store_words(&as_u16, &self.layout, rescale, destination, clamped);
+            }
+            Value::Primitive(PrimitiveValue::U8(bytes)) => {
+                let bytes = bytes
+                    .get(start..start + frame_bytes)
+                    .ok_or_else(|| too_short(bytes.len()))?;
+                let big_endian = self.parsed.transfer_syntax() == "1.2.840.10008.1.2.2";
+                store(
+                    bytes,
+                    big_endian,
+                    &self.layout,
+                    rescale,
+                    destination,
+                    clamped,
+                );
+            }
+            Value::Primitive(other) => {
+                let bytes = other.to_bytes();
+                let bytes = bytes
+                    .get(start..start + frame_bytes)
+                    .ok_or_else(|| too_short(bytes.len()))?;
+                store(bytes, false, &self.layout, rescale, destination, clamped);
+            }
+            _ => {
+                return Err(ReadError::malformed(
+                    self.name,
+                    "Pixel Data has an unexpected form",
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Modality rescale; integer fast path for the usual slope 1, integral intercept.
+#[derive(Debug, Clone, Copy)]
+struct Rescale {
+    slope: f64,
+    intercept: f64,
+    integer_offset: Option<i32>,
+}
+
+impl Rescale {
+    fn new(slope: f64, intercept: f64) -> Self {
+        let slope = if slope == 0.0 || !slope.is_finite() {
+            1.0
+        } else {
+            slope
+        };
+        let intercept = if intercept.is_finite() {
+            intercept
+        } else {
+            0.0
+        };
+        let integer_offset = (slope == 1.0 && intercept.fract() == 0.0 && intercept.abs() < 1e6)
+            .then_some(intercept as i32);
+        Self {
+            slope,
+            intercept,
+            integer_offset,
+        }
+    }
+
+    #[inline]
+    fn apply(&self, raw: i32, clamped: &mut u64) -> i16 {
+        match self.integer_offset {
+            Some(offset) => {
+                let v = raw + offset;
+                if v > i32::from(i16::MAX) {
+                    *clamped += 1;
+                    i16::MAX
+                } else if v < i32::from(i16::MIN) {
+                    *clamped += 1;
+                    i16::MIN
+                } else {
+                    v as i16
+                }
+            }
+            None => clamp_i16(f64::from(raw) * self.slope + self.intercept, clamped),
+        }
+    }
+}
+
+/// Interprets a stored sample: keeps `bits_stored` bits, sign-extends when signed.
+#[inline]
+fn sample(raw: u32, layout: &PixelLayout) -> i32 {
+    let bits = u32::from(layout.bits_stored);
+    if bits >= 32 {
+        return raw as i32;
+    }
+    let masked = raw & ((1u32 << bits) - 1);
+    if layout.signed && masked & (1 << (bits - 1)) != 0 {
+        (masked | !((1u32 << bits) - 1)) as i32
+    } else {
+        masked as i32
+    }
+}
+
+fn store_words(
+    words: &[u16],
+    layout: &PixelLayout,
+    rescale: Rescale,
+    out: &mut [i16],
+    clamped: &mut u64,
+) {
+    for (dst, &w) in out.iter_mut().zip(words) {
+        *dst = rescale.apply(sample(u32::from(w), layout), clamped);
+    }
+}
+
+fn store(
+    bytes: &[u8],
+    big_endian: bool,
+    layout: &PixelLayout,
+    rescale: Rescale,
+    out: &mut [i16],
+    clamped: &mut u64,
+) {
+    match layout.bits_allocated {
+        8 => {
+            for (dst, &b) in out.iter_mut().zip(bytes) {
+                *dst = rescale.apply(sample(u32::from(b), layout), clamped);
+            }
+        }
+        16 => {
+            for (dst, pair) in out.iter_mut().zip(bytes.chunks_exact(2)) {
+                let w = if big_endian {
+                    u16::from_be_bytes([pair[0], pair[1]])
+                } else {
+                    u16::from_le_bytes([pair[0], pair[1]])
+                };
+                *dst = rescale.apply(sample(u32::from(w), layout), clamped);
+            }
+        }
+        _ => {
+            for (dst, quad) in out.iter_mut().zip(bytes.chunks_exact(4)) {
+                let q = [quad[0], quad[1], quad[2], quad[3]];
+                let w = if big_endian {
+                    u32::from_be_bytes(q)
+                } else {
+                    u32::from_le_bytes(q)
+                };
+                let v = sample(w, layout);
+                *dst = clamp_i16(f64::from(v) * rescale.slope + rescale.intercept, clamped);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn layout(bits_stored: u16, signed: bool) -> PixelLayout {
+        PixelLayout {
+            rows: 1,
+            columns: 1,
+            bits_allocated: 16,
+            bits_stored,
+            signed,
+        }
+    }
+
+    #[test]
+    fn samples_are_masked_and_sign_extended() {
+        assert_eq!(sample(0x0FFF, &layout(12, true)), -1);
+        assert_eq!(sample(0xF7FF, &layout(12, true)), 2047);
+        assert_eq!(sample(0xFFFF, &layout(12, false)), 4095);
+        assert_eq!(sample(0x8000, &layout(16, true)), -32768);
+    }
+
+    #[test]
+    fn rescale_fast_and_slow_paths_agree() {
+        let mut clamped = 0;
+        let fast = Rescale::new(1.0, -1024.0);
+        let slow = Rescale::new(1.0000001, -1024.0);
+        for raw in [0, 1024, 3000] {
+            assert_eq!(fast.apply(raw, &mut clamped), slow.apply(raw, &mut clamped));
+        }
+        assert_eq!(Rescale::new(0.5, 0.0).apply(-3, &mut clamped), -2); // rounds half away from zero
+        assert_eq!(clamped, 0);
+    }
+
+    #[test]
+    fn sniffing() {
+        let mut preamble = vec![0u8; 140];
+        preamble[128..132].copy_from_slice(b"DICM");
+        assert!(matches!(sniff(&preamble), Sniff::Preamble));
+        assert!(matches!(sniff(b"DICM\x02\x00\x00\x00"), Sniff::MetaOnly));
+        assert!(matches!(sniff(b"\x89PNG\r\n\x1a\n"), Sniff::NotDicom));
+        assert!(matches!(sniff(b""), Sniff::NotDicom));
+    }
+}

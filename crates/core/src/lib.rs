@@ -1,0 +1,28 @@
+//! Nodulens core: everything that does not need a GPU, a browser or a terminal.
+//!
+//! One [`Volume`] type (int16 Hounsfield units on a grid placed in DICOM patient
+//! coordinates, LPS millimetres) and one reader per format producing it. Pure Rust,
+//! builds for native targets and `wasm32-unknown-unknown` alike.
+//!
+//! Entry point: [`open`], which takes any set of files (a [`FileSource`]) and detects
+//! the format: DICOM (files, folders, zips, multi-frame), MetaImage (`.mhd`+`.raw`/`.zraw`,
+//! `.mha`), NIfTI-1 (`.nii`, `.nii.gz`) or a PNG/JPEG slice stack.
+
+mod detect;
+pub mod dicom;
+mod error;
+pub mod metaimage;
+pub mod nifti;
+mod samples;
+mod source;
+pub mod stack;
+pub mod view;
+mod volume;
+mod zipped;
+
+pub use detect::{OpenOptions, Progress, ProgressFn, Stage, open};
+pub use error::ReadError;
+#[cfg(not(target_arch = "wasm32"))]
+pub use source::DiskFiles;
+pub use source::{FileSource, MemoryFiles};
+pub use volume::{Format, IntensityUnits, MAX_VOXELS, Metadata, Statistics, Volume};
