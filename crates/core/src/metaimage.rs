@@ -203,10 +203,12 @@ pub(crate) fn read(
         source.read_sibling(index, data_file)?
     };
     let expected = voxels as usize * kind.size();
+    // Messages about the data file name it by the header's folder, as the user sees it.
     let data_name = if data_file.eq_ignore_ascii_case("LOCAL") {
         name.to_owned()
     } else {
-        data_file.to_owned()
+        let folder = &name[..name.len() - crate::source::base_name(name).len()];
+        format!("{folder}{}", crate::source::base_name(data_file))
     };
     let raw: std::borrow::Cow<'_, [u8]> = if compressed {
         let mut inflated = Vec::with_capacity(expected);

@@ -1,0 +1,12 @@
+//! Code shared by the viewer UI (`src/main.rs`) and the decode worker
+//! (`src/bin/decode_worker.rs`).
+//!
+//! The pure parts (display geometry, the header that crosses the worker boundary,
+//! progress throttling) build everywhere so native `cargo test` covers them; the parts
+//! that touch the browser are compiled for wasm32 only.
+
+pub mod display;
+pub mod protocol;
+
+#[cfg(target_arch = "wasm32")]
+pub mod worker;
