@@ -202,3 +202,14 @@ fn voxel_limit_is_checked_before_allocating() {
         "{err}"
     );
 }
+
+#[test]
+fn bundled_sample_is_small_and_opens() {
+    let path = common::repo().join("static/sample/LIDC-IDRI-0006.nii.gz");
+    let bytes = std::fs::metadata(&path).expect("sample present").len();
+    assert!(bytes <= 25 * 1024 * 1024, "sample is {bytes} bytes, budget 25 MB");
+    let volume = common::open_paths(&[path]).expect("sample opens");
+    assert_eq!(volume.spacing.map(|s| (s * 1000.0).round()), [625.0, 625.0, 2500.0]);
+    assert!(volume.dims[2] > 80, "the sample must keep the lungs whole");
+    assert!(volume.warnings.is_empty(), "{:?}", volume.warnings);
+}

@@ -1,0 +1,7 @@
+//! The viewer's UI components.
+
+pub mod metadata;
+pub mod open_panel;
+pub mod progress;
+pub mod slice_view;
+pub mod viewer;

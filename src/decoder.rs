@@ -1,0 +1,234 @@
+//! The UI's handle on the decode worker: spawns it, queues a request until the worker
+//! says it is ready, turns its messages into [`Action`]s, and cancels by terminating it
+//! (a synchronous decode cannot read a "stop" message) and spawning a fresh one.
+
+use std::cell::RefCell;
+use std::rc::{Rc, Weak};
+
+use js_sys::Reflect;
+use nodulens_app::protocol::{Request, Response};
+use wasm_bindgen::prelude::*;
+use wasm_bindgen::JsCast;
+use web_sys::{ErrorEvent, MessageEvent, Worker};
+use yew::UseReducerDispatcher;
+
+use crate::state::{Action, AppState, Loaded};
+
+/// The loader shim Trunk writes for the `decode-worker` binary (`data-loader-shim`).
+const WORKER_URL: &str = "decode-worker_loader.js";
+
+pub struct Decoder {
+    worker: Option<Worker>,
+    ready: bool,
+    pending: Option<Request>,
+    busy: bool,
+    /// `performance.now()` when the current request was posted.
+    sent_at: f64,
+    /// What is being opened, for the title.
+    what: String,
+    /// The last request, so an image stack can be reopened with another spacing.
+    last: Option<Request>,
+    dispatch: UseReducerDispatcher<AppState>,
+    // Kept alive as long as the worker they are attached to.
+    _on_message: Option<Closure<dyn FnMut(MessageEvent)>>,
+    _on_error: Option<Closure<dyn FnMut(ErrorEvent)>>,
+}
+
+pub type DecoderRef = Rc<RefCell<Decoder>>;
+
+pub fn now_ms() -> f64 {
+    web_sys::window()
+        .and_then(|w| w.performance())
+        .map(|p| p.now())
+        .unwrap_or_else(js_sys::Date::now)
+}
+
+impl Decoder {
+    pub fn new(dispatch: UseReducerDispatcher<AppState>) -> DecoderRef {
+        let decoder = Rc::new(RefCell::new(Decoder {
+            worker: None,
+            ready: false,
+            pending: None,
+            busy: false,
+            sent_at: 0.0,
+            what: String::new(),
+            last: None,
+            dispatch,
+            _on_message: None,
+            _on_error: None,
+        }));
+        spawn(&decoder);
+        decoder
+    }
+
+    pub fn last_request(&self) -> Option<Request> {
+        self.last.clone()
+    }
+}
+
+/// Starts a fresh worker (dropping any old one) and wires its events.
+fn spawn(this: &DecoderRef) {
+    let weak = Rc::downgrade(this);
+    let on_message = Closure::<dyn FnMut(MessageEvent)>::new({
+        let weak = weak.clone();
+        move |event: MessageEvent| on_message(&weak, event.data())
+    });
+    let on_error = Closure::<dyn FnMut(ErrorEvent)>::new(move |event: ErrorEvent| {
+        event.prevent_default();
+        on_crash(&weak, event.message());
+    });
+    let mut d = this.borrow_mut();
+    if let Some(old) = d.worker.take() {
+        old.terminate();
+    }
+    d.ready = false;
+    d.busy = false;
+    match Worker::new(WORKER_URL) {
+        Ok(worker) => {
+            worker.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
+            worker.set_onerror(Some(on_error.as_ref().unchecked_ref()));
+            d.worker = Some(worker);
+            d._on_message = Some(on_message);
+            d._on_error = Some(on_error);
+        }
+        Err(e) => {
+            let dispatch = d.dispatch.clone();
+            drop(d);
+            dispatch.dispatch(Action::Failed(format!(
+                "could not start the decoder worker: {e:?}"
+            )));
+        }
+    }
+}
+
+fn on_message(weak: &Weak<RefCell<Decoder>>, data: JsValue) {
+    let Some(this) = weak.upgrade() else {
+        return;
+    };
+    let response = Response::from_js(&data);
+    let mut d = this.borrow_mut();
+    let dispatch = d.dispatch.clone();
+    match response {
+        Ok(Response::Ready) => {
+            d.ready = true;
+            if let Some(request) = d.pending.take() {
+                post(&mut d, request);
+            }
+        }
+        Ok(Response::Progress(p)) => {
+            drop(d);
+            dispatch.dispatch(Action::Progress(p));
+        }
+        Ok(Response::Opened { header, voxels }) => {
+            d.busy = false;
+            let decode_ms = now_ms() - d.sent_at;
+            let what = d.what.clone();
+            drop(d);
+            let count = voxels.length();
+            // The single UI-side copy; the transferred JS buffer is dropped with `voxels`.
+            let loaded = Loaded::new(0, header, voxels.to_vec(), what);
+            publish_timing(decode_ms, count);
+            dispatch.dispatch(Action::Opened(Box::new(loaded)));
+        }
+        Ok(Response::Failed { message }) => {
+            d.busy = false;
+            drop(d);
+            dispatch.dispatch(Action::Failed(message));
+        }
+        Err(message) => {
+            drop(d);
+            dispatch.dispatch(Action::Failed(message));
+        }
+    }
+}
+
+fn on_crash(weak: &Weak<RefCell<Decoder>>, message: String) {
+    let Some(this) = weak.upgrade() else {
+        return;
+    };
+    let dispatch = this.borrow().dispatch.clone();
+    // The wasm instance in the worker is unusable after a trap: start over.
+    spawn(&this);
+    dispatch.dispatch(Action::WorkerCrashed(format!("the decoder stopped: {message}")));
+}
+
+fn post(d: &mut Decoder, request: Request) {
+    let Some(worker) = &d.worker else {
+        d.dispatch
+            .dispatch(Action::Failed("the decoder worker is not running".into()));
+        return;
+    };
+    let sent = request
+        .to_js()
+        .and_then(|msg| worker.post_message(&msg).map_err(|e| format!("{e:?}")));
+    match sent {
+        Ok(()) => {
+            d.busy = true;
+            d.sent_at = now_ms();
+        }
+        Err(e) => d
+            .dispatch
+            .dispatch(Action::Failed(format!("could not send files to the decoder: {e}"))),
+    }
+}
+
+/// Sends a request, restarting the worker first if it is busy with an older one.
+pub fn open(this: &DecoderRef, request: Request, what: String) {
+    clear_timing();
+    let (busy, dispatch) = {
+        let d = this.borrow();
+        (d.busy, d.dispatch.clone())
+    };
+    if busy {
+        spawn(this);
+    }
+    dispatch.dispatch(Action::StartLoading { what: what.clone() });
+    let mut d = this.borrow_mut();
+    d.what = what;
+    d.last = Some(request.clone());
+    if d.ready {
+        post(&mut d, request);
+    } else {
+        // Posted when the worker reports Ready; until then it would be dropped unread.
+        d.pending = Some(request);
+        d.busy = true;
+        d.sent_at = now_ms();
+    }
+}
+
+/// Stops the running decode.
+pub fn cancel(this: &DecoderRef) {
+    let dispatch = this.borrow().dispatch.clone();
+    this.borrow_mut().pending = None;
+    spawn(this);
+    dispatch.dispatch(Action::Cancelled);
+}
+
+/// `data-decode-ms` on `<body>` and `window.__nodulens`, read by the e2e tests and the
+/// browser benchmark.
+fn publish_timing(decode_ms: f64, voxels: u32) {
+    let Some(window) = web_sys::window() else {
+        return;
+    };
+    if let Some(body) = window.document().and_then(|d| d.body()) {
+        let _ = body
+            .dataset()
+            .set("decodeMs", &format!("{decode_ms:.1}"));
+    }
+    let info = js_sys::Object::new();
+    let _ = Reflect::set(&info, &"decodeMs".into(), &decode_ms.into());
+    let _ = Reflect::set(&info, &"voxels".into(), &voxels.into());
+    let _ = Reflect::set(&window, &"__nodulens".into(), &info);
+}
+
+fn clear_timing() {
+    let Some(window) = web_sys::window() else {
+        return;
+    };
+    if let Some(body) = window.document().and_then(|d| d.body()) {
+        let dataset = body.dataset();
+        dataset.delete("decodeMs");
+        dataset.delete("firstSlice");
+    }
+    let _ = Reflect::delete_property(&window, &"__nodulens".into());
+}
