@@ -126,7 +126,7 @@ fn on_message(weak: &Weak<RefCell<Decoder>>, data: JsValue) {
             drop(d);
             let count = voxels.length();
             // The single UI-side copy; the transferred JS buffer is dropped with `voxels`.
-            let loaded = Loaded::new(0, header, voxels.to_vec(), what);
+            let loaded = Loaded::new(header, voxels.to_vec(), what);
             publish_timing(decode_ms, count);
             dispatch.dispatch(Action::Opened(Box::new(loaded)));
         }

@@ -27,7 +27,11 @@ pub fn from_file_list(list: &FileList) -> Vec<InputFile> {
         .filter(|f| !hidden(&f.name()))
         .map(|file| {
             // A folder pick gives each file its path inside the folder.
-            let relative = file.webkit_relative_path();
+            // `webkitRelativePath` is not in web-sys's File; read it as a property.
+            let relative = js_sys::Reflect::get(&file, &"webkitRelativePath".into())
+                .ok()
+                .and_then(|v| v.as_string())
+                .unwrap_or_default();
             let path = if relative.is_empty() {
                 file.name()
             } else {
@@ -88,7 +92,9 @@ async fn entry_file(entry: &FileSystemFileEntry) -> Result<File, String> {
 
 async fn read_batch(reader: &web_sys::FileSystemDirectoryReader) -> Result<Array, String> {
     let promise = Promise::new(&mut |resolve, reject| {
-        reader.read_entries_with_callback_and_callback(&resolve, &reject);
+        if let Err(e) = reader.read_entries_with_callback_and_callback(&resolve, &reject) {
+            let _ = reject.call1(&wasm_bindgen::JsValue::NULL, &e);
+        }
     });
     let batch = JsFuture::from(promise).await.map_err(|e| error_text(&e))?;
     batch

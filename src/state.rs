@@ -24,12 +24,9 @@ pub struct Loaded {
 }
 
 impl Loaded {
-    pub fn new(
-        generation: u64,
-        header: VolumeHeader,
-        voxels: Vec<i16>,
-        source: String,
-    ) -> Option<Self> {
+    /// `None` if the voxels do not fill the header's dimensions. The generation is
+    /// assigned by the reducer.
+    pub fn new(header: VolumeHeader, voxels: Vec<i16>, source: String) -> Option<Self> {
         let (volume, statistics) = header.into_volume(voxels)?;
         let flips = Plane::ALL.map(|p| Flips::for_plane(&volume.direction, p));
         let default_window = match volume.units {
@@ -37,7 +34,7 @@ impl Loaded {
             IntensityUnits::GreyLevels => Window::spanning(statistics.min, statistics.max),
         };
         Some(Self {
-            generation,
+            generation: 0,
             volume,
             statistics,
             flips,
@@ -173,11 +170,6 @@ pub enum Action {
 }
 
 impl AppState {
-    /// The generation the next volume will get (so the UI can tag an Opened).
-    pub fn next_generation(&self) -> u64 {
-        self.next_generation
-    }
-
     fn centred_views(loaded: &Loaded) -> [ViewState; 3] {
         Plane::ALL.map(|plane| ViewState {
             index: view::slice_count(&loaded.volume, plane) / 2,

@@ -79,7 +79,7 @@ pub fn open_panel(props: &OpenPanelProps) -> Html {
                 </label>
                 <label class="button file-button">
                     { "Open folder…" }
-                    <input type="file" webkitdirectory="" multiple=true data-testid="folder-input"
+                    <input type="file" webkitdirectory=true multiple=true data-testid="folder-input"
                         onchange={on_folder_change} />
                 </label>
                 <button class="button" data-testid="open-sample" onclick={on_sample}>

@@ -35,8 +35,8 @@ pub fn progress_bar(props: &ProgressProps) -> Html {
             <div class="progress-row">
                 <progress
                     max="100"
-                    value={percent.clone()}
-                    aria-valuenow={percent}
+                    value={percent}
+                    aria-valuenow={percent.clone()}
                     aria-label="Decoding progress"
                 />
                 <button class="button" data-testid="cancel" onclick={on_cancel}>{ "Cancel" }</button>
