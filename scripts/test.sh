@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Every test Nodulens has, in the order that fails fastest: formatting and lints (native and
+# wasm32), native unit/integration tests, the core in headless Chromium (wasm-bindgen-test),
+# then the built app end to end (Playwright driving Debian's Chromium).
+# Tests that need ../shared/data say "skipped" where it is absent.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup.sh
+step() { printf '\n\033[1m==> %s\033[0m\n' "$*"; }
+
+step "format"
+cargo fmt --all -- --check
+step "clippy (native)"
+cargo clippy --workspace --all-targets -- -D warnings
+step "clippy (wasm32)"
+cargo clippy --target wasm32-unknown-unknown -p nodulens-app -p nodulens-core -p nodulens-model --all-targets -- -D warnings
+step "native tests"
+cargo test --workspace
+step "core in headless Chromium (wasm-bindgen-test)"
+CHROMEDRIVER=/usr/bin/chromedriver WASM_BINDGEN_TEST_TIMEOUT=120 \
+  cargo test --target wasm32-unknown-unknown -p nodulens-app --test web
+step "build the app (release)"
+trunk build --release
+step "end to end in headless Chromium (Playwright)"
+(cd tests/e2e && node --test)
