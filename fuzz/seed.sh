@@ -9,5 +9,6 @@ for d in $fx/dicom/*/; do cp "$d/IM0000.dcm" "corpus/dicom/$(basename "$d").dcm"
 cp $bad/*.dcm corpus/dicom/
 cp $fx/metaimage/single.mha $bad/*.mha corpus/metaimage/
 cp $fx/nifti/*.nii* $bad/*.nii* corpus/nifti/
-cp $fx/png/grey8/*.png $fx/png/grey16/slice1.png $fx/png/jpeg8/0.jpg $bad/*.png corpus/image_stack/
+cp $fx/png/grey8/slice1.png corpus/image_stack/grey8.png; cp $fx/png/grey16/slice1.png corpus/image_stack/grey16.png
+cp $fx/png/jpeg8/0.jpg $bad/*.png corpus/image_stack/
 cp $fx/dicom/series.zip $bad/*.zip corpus/zip/

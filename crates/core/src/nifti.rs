@@ -221,12 +221,8 @@ pub(crate) fn read(
     let name = source.name(index);
     let file = source.read(index)?;
     let gzipped = file.starts_with(&[0x1f, 0x8b]);
-    if !gzipped && lower_name(name).ends_with(".gz") {
-        return Err(ReadError::malformed(
-            name,
-            "named .gz but not gzip-compressed",
-        ));
-    }
+    // A web server may have inflated the file in transit (Content-Encoding: gzip): accept it.
+    let inflated_in_transit = !gzipped && lower_name(name).ends_with(".gz");
     // Inflate only as much as the header says exists: a gzip bomb stops at the limit.
     let mut inflated = Vec::new();
     let bytes: &[u8] = if gzipped {
@@ -266,6 +262,9 @@ pub(crate) fn read(
         ));
     }
     let mut warnings = Vec::new();
+    if inflated_in_transit {
+        warnings.push("named .gz but not compressed (inflated in transit?); read as plain NIfTI".to_owned());
+    }
     if header.extra_volumes > 0 {
         warnings.push(format!(
             "{} further volume(s) (time or channels) ignored; showing the first",

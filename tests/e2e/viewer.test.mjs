@@ -1,0 +1,101 @@
+// The built app in headless Chromium, as a user drives it. Run `trunk build --release` first
+// (scripts/test.sh does). Cases that need ../shared/data skip where it is absent.
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { launch, repo, serveDist, waitForSlice } from './harness.mjs';
+
+let server, url, browser;
+before(async () => {
+  ({ server, url } = await serveDist());
+  browser = await launch();
+});
+after(async () => {
+  await browser?.close();
+  server?.close();
+});
+
+async function freshPage() {
+  const page = await browser.newPage({ viewport: { width: 1400, height: 900 } });
+  const errors = [];
+  page.on('pageerror', (e) => errors.push(String(e)));
+  await page.goto(url);
+  await page.locator('[data-testid="file-input"]').waitFor({ state: 'attached', timeout: 60_000 });
+  return { page, errors };
+}
+
+const fixtures = join(repo, 'tests', 'fixtures');
+const files = (dir) => readdirSync(dir).sort().map((f) => join(dir, f));
+
+test('the bundled sample opens with one click and shows its metadata', async () => {
+  const { page, errors } = await freshPage();
+  await page.click('[data-testid="open-sample"]');
+  await waitForSlice(page);
+  const metadata = await page.locator('[data-testid="metadata"]').innerText();
+  assert.match(metadata, /NIfTI/);
+  assert.match(metadata, /512/);
+  for (const view of ['axial', 'coronal', 'sagittal']) {
+    assert.equal(await page.locator(`[data-testid="view-${view}"]`).count(), 1, view);
+  }
+  await page.screenshot({ path: join(repo, 'target', 'e2e-sample.png') });
+  assert.deepEqual(errors, []);
+  await page.close();
+});
+
+test('a DICOM series from the file input: slices, presets, HU under the cursor', async () => {
+  const { page, errors } = await freshPage();
+  await page.setInputFiles('[data-testid="file-input"]', files(join(fixtures, 'dicom', 'rle')));
+  await waitForSlice(page);
+  assert.match(await page.locator('[data-testid="metadata"]').innerText(), /DICOM/);
+  // Window presets change the displayed window.
+  await page.click('[data-testid="preset-bone"]');
+  assert.match(await page.locator('[data-testid="window-level"]').innerText(), /2000/);
+  await page.click('[data-testid="preset-lung"]');
+  assert.match(await page.locator('[data-testid="window-level"]').innerText(), /1500/);
+  // HU and LPS mm under the cursor.
+  const box = await page.locator('[data-testid="view-axial"]').boundingBox();
+  await page.mouse.move(box.x + box.width / 2, box.y + box.height / 2);
+  const readout = await page.locator('[data-testid="cursor-readout"]').innerText();
+  assert.match(readout, /HU/);
+  assert.match(readout, /mm/);
+  // The slider moves through the slices.
+  const slider = page.locator('[data-testid="slider-axial"]');
+  await slider.fill('4');
+  assert.match(await page.locator('[data-testid="slice-axial"]').innerText(), /5/);
+  assert.deepEqual(errors, []);
+  await page.close();
+});
+
+test('PNG slices say their values are not HU and their spacing is assumed', async () => {
+  const { page } = await freshPage();
+  await page.setInputFiles('[data-testid="file-input"]', files(join(fixtures, 'png', 'grey16')));
+  await waitForSlice(page);
+  const warnings = await page.locator('[data-testid="warnings"]').innerText();
+  assert.match(warnings, /not Hounsfield/);
+  assert.match(warnings, /assumed/);
+  await page.close();
+});
+
+test('a broken file gives a clear error in the page, and the page stays usable', async () => {
+  const { page, errors } = await freshPage();
+  await page.setInputFiles('[data-testid="file-input"]', join(repo, 'tests', 'malformed', 'nifti_truncated.nii'));
+  const error = page.locator('[data-testid="error"]');
+  await error.waitFor({ timeout: 60_000 });
+  assert.match(await error.innerText(), /nifti_truncated\.nii.*truncated/s);
+  await page.setInputFiles('[data-testid="file-input"]', join(fixtures, 'nifti', 'scan.nii.gz'));
+  await waitForSlice(page);
+  assert.deepEqual(errors, []);
+  await page.close();
+});
+
+const bigScan = join(repo, 'target', 'test-scans', 'LIDC-IDRI-0002', 'dicom');
+test('a long decode can be cancelled', { skip: !existsSync(bigScan) && 'needs target/test-scans (cargo test with ../shared/data)' }, async () => {
+  const { page } = await freshPage();
+  await page.setInputFiles('[data-testid="file-input"]', files(bigScan));
+  await page.locator('[data-testid="progress"]').waitFor({ timeout: 30_000 });
+  await page.click('[data-testid="cancel"]');
+  await page.locator('text=Cancelled').first().waitFor({ timeout: 10_000 });
+  assert.equal(await page.locator('[data-testid="view-axial"][data-drawn="true"]').count(), 0);
+  await page.close();
+});
