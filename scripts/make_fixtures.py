@@ -297,7 +297,7 @@ def bad(name, data, error=None, warning=None):
 
 bad("zero_length.dcm", b"", error="not a DICOM file")
 bad("text_named_dcm.dcm", b"This is a discharge letter, not an image.\n" * 20, error="not a DICOM file")
-bad("truncated_header.dcm", good[:300], error="not a readable DICOM file")
+bad("truncated_header.dcm", good[:300], error="truncated")
 bad("truncated_pixels.dcm", good[:len(good) - 5000], error="truncated")
 sr = copy.deepcopy(base[0])
 for tag in ("PixelData", "Rows", "Columns", "BitsAllocated", "BitsStored", "HighBit", "PixelRepresentation",
@@ -314,7 +314,7 @@ bad("jpegls.dcm", open(os.path.join(FIX, "dicom", "jpegls_lossless", "IM0000.dcm
 # so only the claim changes).
 assert good.count(b"1.2.840.10008.1.2.1\0") == 1
 bad("wrong_transfer_syntax.dcm", good.replace(b"1.2.840.10008.1.2.1\0", b"1.2.840.10008.1.2.2\0"),
-    error="not a readable DICOM file")
+    error="mislabelled")
 bad("unknown_transfer_syntax.dcm", good.replace(b"1.2.840.10008.1.2.1\0", b"1.2.3.4.5.6.7.8.9.10"),
     error="not a readable DICOM file")
 rgb = copy.deepcopy(base[0]); rgb.SamplesPerPixel = 3; rgb.PhotometricInterpretation = "RGB"; rgb.PlanarConfiguration = 0

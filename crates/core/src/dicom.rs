@@ -78,6 +78,114 @@ fn sniff(bytes: &[u8]) -> Sniff {
     }
 }
 
+/// VRs whose explicit encoding has a 4-byte length after 2 reserved bytes.
+const LONG_VRS: [&[u8; 2]; 13] = [
+    b"OB", b"OW", b"OF", b"SQ", b"UT", b"UN", b"UC", b"UR", b"OD", b"OL", b"OV", b"SV", b"UV",
+];
+
+/// Walks the top-level element headers and refuses a file whose declared lengths run past
+/// its end, before dicom-rs allocates them: a truncated file or one whose transfer syntax is
+/// mislabelled would otherwise cost gigabytes of zero-filled buffers. Undefined lengths
+/// (sequences, encapsulated pixel data) end the walk, which is then inconclusive, not failed.
+fn check_lengths(bytes: &[u8], start: usize) -> Result<(), String> {
+    let u16_at = |at: usize, be: bool| {
+        bytes.get(at..at + 2).map(|b| {
+            if be {
+                u16::from_be_bytes([b[0], b[1]])
+            } else {
+                u16::from_le_bytes([b[0], b[1]])
+            }
+        })
+    };
+    let u32_at = |at: usize, be: bool| {
+        bytes.get(at..at + 4).map(|b| {
+            let a = [b[0], b[1], b[2], b[3]];
+            if be {
+                u32::from_be_bytes(a)
+            } else {
+                u32::from_le_bytes(a)
+            }
+        })
+    };
+    // The meta group: always explicit VR little endian.
+    let mut at = start;
+    let mut syntax = String::new();
+    while u16_at(at, false) == Some(0x0002) {
+        let element = u16_at(at + 2, false).unwrap_or(0);
+        let (length, header) =
+            explicit_length(bytes, at, false).ok_or("the file meta group is cut short")?;
+        if at + header + length > bytes.len() {
+            return Err(format!(
+                "meta element (0002,{element:04X}) claims {length} bytes but the file ends first (truncated)"
+            ));
+        }
+        if element == 0x0010 {
+            syntax = String::from_utf8_lossy(&bytes[at + header..at + header + length])
+                .trim_end_matches(['\0', ' '])
+                .to_owned();
+        }
+        at += header + length;
+    }
+    let (explicit, big_endian) = match syntax.as_str() {
+        "1.2.840.10008.1.2" => (false, false),
+        "1.2.840.10008.1.2.2" => (true, true),
+        "1.2.840.10008.1.2.1.99" | "1.2.840.10008.1.2.4.95" => return Ok(()), // deflated: lengths are inside the stream
+        _ => (true, false),
+    };
+    while at + 8 <= bytes.len() {
+        let group = u16_at(at, big_endian).unwrap_or(0);
+        let element = u16_at(at + 2, big_endian).unwrap_or(0);
+        let (length, header) = if explicit {
+            explicit_length(bytes, at, big_endian).ok_or("an element header is cut short")?
+        } else {
+            (u32_at(at + 4, big_endian).unwrap_or(0) as usize, 8)
+        };
+        if length == u32::MAX as usize {
+            return Ok(());
+        }
+        if at + header + length > bytes.len() {
+            let what = if (group, element) == (0x7FE0, 0x0010) {
+                "Pixel Data".to_owned()
+            } else {
+                format!("element ({group:04X},{element:04X})")
+            };
+            return Err(format!(
+                "{what} claims {length} bytes but only {} remain (truncated, or the transfer syntax is mislabelled)",
+                bytes.len() - (at + header).min(bytes.len())
+            ));
+        }
+        at += header + length;
+    }
+    Ok(())
+}
+
+/// Length and header size of an explicit-VR element at `at`.
+fn explicit_length(bytes: &[u8], at: usize, big_endian: bool) -> Option<(usize, usize)> {
+    let vr: &[u8; 2] = bytes.get(at + 4..at + 6)?.try_into().ok()?;
+    if LONG_VRS.contains(&vr) {
+        let b = bytes.get(at + 8..at + 12)?;
+        let a = [b[0], b[1], b[2], b[3]];
+        Some((
+            if big_endian {
+                u32::from_be_bytes(a)
+            } else {
+                u32::from_le_bytes(a)
+            } as usize,
+            12,
+        ))
+    } else {
+        let b = bytes.get(at + 6..at + 8)?;
+        Some((
+            if big_endian {
+                u16::from_be_bytes([b[0], b[1]])
+            } else {
+                u16::from_le_bytes([b[0], b[1]])
+            } as usize,
+            8,
+        ))
+    }
+}
+
 fn parse(bytes: &[u8], name: &str, headers_only: bool) -> Result<Option<Parsed>, ReadError> {
     let options = || {
         let options = OpenFileOptions::new();
@@ -90,7 +198,16 @@ fn parse(bytes: &[u8], name: &str, headers_only: bool) -> Result<Option<Parsed>,
     let bad = |e: &dyn std::fmt::Display| {
         ReadError::malformed(name, format!("not a readable DICOM file ({e})"))
     };
-    match sniff(bytes) {
+    let sniffed = sniff(bytes);
+    let meta_start = match sniffed {
+        Sniff::Preamble => Some(132),
+        Sniff::MetaOnly => Some(4),
+        Sniff::Bare | Sniff::NotDicom => None,
+    };
+    if let Some(start) = meta_start {
+        check_lengths(bytes, start).map_err(|reason| ReadError::malformed(name, reason))?;
+    }
+    match sniffed {
         Sniff::Preamble => options()
             .read_preamble(ReadPreamble::Always)
             .from_reader(bytes)

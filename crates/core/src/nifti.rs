@@ -263,7 +263,9 @@ pub(crate) fn read(
     }
     let mut warnings = Vec::new();
     if inflated_in_transit {
-        warnings.push("named .gz but not compressed (inflated in transit?); read as plain NIfTI".to_owned());
+        warnings.push(
+            "named .gz but not compressed (inflated in transit?); read as plain NIfTI".to_owned(),
+        );
     }
     if header.extra_volumes > 0 {
         warnings.push(format!(
