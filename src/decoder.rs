@@ -7,14 +7,15 @@ use std::rc::{Rc, Weak};
 
 use js_sys::Reflect;
 use nodulens_app::protocol::{Request, Response};
-use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
+use wasm_bindgen::prelude::*;
 use web_sys::{ErrorEvent, MessageEvent, Worker};
 use yew::UseReducerDispatcher;
 
 use crate::state::{Action, AppState, Loaded};
 
-/// The loader shim Trunk writes for the `decode-worker` binary (`data-loader-shim`).
+/// The worker's loader (`static/decode-worker_loader.js`, copied next to Trunk's unhashed
+/// `decode-worker.js` and `decode-worker_bg.wasm`).
 const WORKER_URL: &str = "decode-worker_loader.js";
 
 pub struct Decoder {
@@ -101,6 +102,12 @@ fn spawn(this: &DecoderRef) {
     }
 }
 
+/// [`spawn`] once the current event handler has returned: spawning replaces the
+/// closures attached to the old worker, and the running one must not be dropped.
+fn spawn_later(this: DecoderRef) {
+    wasm_bindgen_futures::spawn_local(async move { spawn(&this) });
+}
+
 fn on_message(weak: &Weak<RefCell<Decoder>>, data: JsValue) {
     let Some(this) = weak.upgrade() else {
         return;
@@ -126,14 +133,26 @@ fn on_message(weak: &Weak<RefCell<Decoder>>, data: JsValue) {
             drop(d);
             let count = voxels.length();
             // The single UI-side copy; the transferred JS buffer is dropped with `voxels`.
-            let loaded = Loaded::new(header, voxels.to_vec(), what);
+            let loaded = Loaded::new(*header, voxels.to_vec(), what);
             publish_timing(decode_ms, count);
             dispatch.dispatch(Action::Opened(Box::new(loaded)));
+            // A wasm heap never shrinks: the worker would keep the peak of this decode
+            // (at least the volume again) for as long as the page lives. A fresh one is small.
+            spawn_later(this);
         }
         Ok(Response::Failed { message }) => {
+            let ready = d.ready;
+            if !ready {
+                // The loader could not initialise the worker's wasm: do not loop on it.
+                stop(&mut d);
+            }
             d.busy = false;
             drop(d);
             dispatch.dispatch(Action::Failed(message));
+            if ready {
+                // Free whatever the failed decode had grown the worker's heap to.
+                spawn_later(this);
+            }
         }
         Err(message) => {
             drop(d);
@@ -146,10 +165,31 @@ fn on_crash(weak: &Weak<RefCell<Decoder>>, message: String) {
     let Some(this) = weak.upgrade() else {
         return;
     };
-    let dispatch = this.borrow().dispatch.clone();
-    // The wasm instance in the worker is unusable after a trap: start over.
-    spawn(&this);
-    dispatch.dispatch(Action::WorkerCrashed(format!("the decoder stopped: {message}")));
+    let (dispatch, was_ready) = {
+        let d = this.borrow();
+        (d.dispatch.clone(), d.ready)
+    };
+    if was_ready {
+        // The wasm instance in the worker is unusable after a trap: start over.
+        spawn_later(this);
+    } else {
+        // It never started (script missing, wasm rejected): respawning would fail the same
+        // way, in a loop. The next open tries again.
+        stop(&mut this.borrow_mut());
+    }
+    dispatch.dispatch(Action::WorkerCrashed(format!(
+        "the decoder stopped: {message}"
+    )));
+}
+
+/// Terminates the worker without starting another.
+fn stop(d: &mut Decoder) {
+    if let Some(worker) = d.worker.take() {
+        worker.terminate();
+    }
+    d.ready = false;
+    d.busy = false;
+    d.pending = None;
 }
 
 fn post(d: &mut Decoder, request: Request) {
@@ -166,20 +206,20 @@ fn post(d: &mut Decoder, request: Request) {
             d.busy = true;
             d.sent_at = now_ms();
         }
-        Err(e) => d
-            .dispatch
-            .dispatch(Action::Failed(format!("could not send files to the decoder: {e}"))),
+        Err(e) => d.dispatch.dispatch(Action::Failed(format!(
+            "could not send files to the decoder: {e}"
+        ))),
     }
 }
 
 /// Sends a request, restarting the worker first if it is busy with an older one.
 pub fn open(this: &DecoderRef, request: Request, what: String) {
     clear_timing();
-    let (busy, dispatch) = {
+    let (restart, dispatch) = {
         let d = this.borrow();
-        (d.busy, d.dispatch.clone())
+        (d.busy || d.worker.is_none(), d.dispatch.clone())
     };
-    if busy {
+    if restart {
         spawn(this);
     }
     dispatch.dispatch(Action::StartLoading { what: what.clone() });
@@ -211,9 +251,7 @@ fn publish_timing(decode_ms: f64, voxels: u32) {
         return;
     };
     if let Some(body) = window.document().and_then(|d| d.body()) {
-        let _ = body
-            .dataset()
-            .set("decodeMs", &format!("{decode_ms:.1}"));
+        let _ = body.dataset().set("decodeMs", &format!("{decode_ms:.1}"));
     }
     let info = js_sys::Object::new();
     let _ = Reflect::set(&info, &"decodeMs".into(), &decode_ms.into());

@@ -83,9 +83,13 @@ async fn entry_file(entry: &FileSystemFileEntry) -> Result<File, String> {
     let promise = Promise::new(&mut |resolve, reject| {
         entry.file_with_callback_and_callback(&resolve, &reject);
     });
-    let file = JsFuture::from(promise)
-        .await
-        .map_err(|e| format!("{}: could not be read: {}", entry.full_path(), error_text(&e)))?;
+    let file = JsFuture::from(promise).await.map_err(|e| {
+        format!(
+            "{}: could not be read: {}",
+            entry.full_path(),
+            error_text(&e)
+        )
+    })?;
     file.dyn_into()
         .map_err(|_| format!("{}: not a file", entry.full_path()))
 }
@@ -103,7 +107,10 @@ async fn read_batch(reader: &web_sys::FileSystemDirectoryReader) -> Result<Array
 }
 
 /// Walks dropped entries (folders recursively) into files with their paths.
-pub async fn walk(entries: Vec<FileSystemEntry>, loose: Vec<File>) -> Result<Vec<InputFile>, String> {
+pub async fn walk(
+    entries: Vec<FileSystemEntry>,
+    loose: Vec<File>,
+) -> Result<Vec<InputFile>, String> {
     let mut out: Vec<InputFile> = loose
         .into_iter()
         .map(|file| InputFile {
@@ -118,7 +125,9 @@ pub async fn walk(entries: Vec<FileSystemEntry>, loose: Vec<File>) -> Result<Vec
         }
         let path = entry.full_path().trim_start_matches('/').to_owned();
         if entry.is_directory() {
-            let reader = entry.unchecked_ref::<FileSystemDirectoryEntry>().create_reader();
+            let reader = entry
+                .unchecked_ref::<FileSystemDirectoryEntry>()
+                .create_reader();
             // readEntries returns the listing in batches (100 in Chrome) until empty.
             loop {
                 let batch = read_batch(&reader)

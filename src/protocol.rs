@@ -45,22 +45,22 @@ impl VolumeHeader {
             .dims
             .iter()
             .try_fold(1usize, |n, &d| n.checked_mul(d))?;
-        (expected == voxels.len()).then(|| {
-            (
-                Volume {
-                    format: self.format,
-                    dims: self.dims,
-                    spacing: self.spacing,
-                    origin: self.origin,
-                    direction: self.direction,
-                    units: self.units,
-                    voxels,
-                    metadata: self.metadata,
-                    warnings: self.warnings,
-                },
-                self.statistics,
-            )
-        })
+        if expected != voxels.len() {
+            return None;
+        }
+        let statistics = self.statistics;
+        let volume = Volume {
+            format: self.format,
+            dims: self.dims,
+            spacing: self.spacing,
+            origin: self.origin,
+            direction: self.direction,
+            units: self.units,
+            voxels,
+            metadata: self.metadata,
+            warnings: self.warnings,
+        };
+        Some((volume, statistics))
     }
 }
 
@@ -172,7 +172,7 @@ mod wire {
         Ready,
         Progress(LoadProgress),
         Opened {
-            header: VolumeHeader,
+            header: Box<VolumeHeader>,
             voxels: Int16Array,
         },
         Failed {

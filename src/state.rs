@@ -147,7 +147,9 @@ impl Default for AppState {
 
 pub enum Action {
     /// A request was sent to the worker.
-    StartLoading { what: String },
+    StartLoading {
+        what: String,
+    },
     Progress(LoadProgress),
     /// The worker's result; `None` volume means the message did not add up.
     Opened(Box<Option<Loaded>>),

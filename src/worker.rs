@@ -106,7 +106,10 @@ fn decode(source: &dyn FileSource, spacing: [f64; 3]) {
             voxels.copy_from(&volume.voxels);
             // Free the wasm copy before posting: the JS buffer is now the only one.
             volume.voxels = Vec::new();
-            post(&Response::Opened { header, voxels });
+            post(&Response::Opened {
+                header: Box::new(header),
+                voxels,
+            });
         }
         Err(e) => post(&Response::Failed {
             message: e.to_string(),

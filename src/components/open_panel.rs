@@ -60,7 +60,7 @@ pub fn open_panel(props: &OpenPanelProps) -> Html {
                 <input
                     type="number"
                     min="0.001"
-                    step="0.1"
+                    step="any"
                     data-testid={format!("spacing-{}", label.to_ascii_lowercase())}
                     value={props.spacing[axis].to_string()}
                     {onchange}

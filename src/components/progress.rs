@@ -15,9 +15,9 @@ pub fn progress_bar(props: &ProgressProps) -> Html {
     let p = props.loading.progress;
     let stage = p.map_or("Starting the decoder", |p| p.stage.label());
     // Unknown totals (the sample download) show an indeterminate bar.
-    let fraction = p.filter(|p| p.total > 0).map(|p| {
-        (p.done as f64 / p.total as f64).clamp(0.0, 1.0)
-    });
+    let fraction = p
+        .filter(|p| p.total > 0)
+        .map(|p| (p.done as f64 / p.total as f64).clamp(0.0, 1.0));
     let counts = p
         .filter(|p| p.total > 0)
         .map(|p| format!(" {} / {}", p.done, p.total))

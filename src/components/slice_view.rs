@@ -11,6 +11,7 @@ use std::rc::Rc;
 
 use gloo::events::{EventListener, EventListenerOptions};
 use nodulens_app::display::{self, Placement, WheelSteps};
+use nodulens_core::Format;
 use nodulens_core::view::{self, Plane, Slice, Window};
 use wasm_bindgen::{Clamped, JsCast};
 use web_sys::{
@@ -145,14 +146,21 @@ fn draw(canvas: &HtmlCanvasElement, cache: &mut Cache, props: &SliceViewProps) -
         cache.reported = props.loaded.generation;
         let _ = canvas.set_attribute("data-drawn", "true");
         if let Some(body) = web_sys::window()?.document()?.body() {
-            let _ = body.dataset().set("firstSlice", &format!("{:.1}", now_ms()));
+            let _ = body
+                .dataset()
+                .set("firstSlice", &format!("{:.1}", now_ms()));
         }
     }
     Some(())
 }
 
 /// What is under CSS point `(x, y)` of the canvas.
-fn readout_at(canvas: &HtmlCanvasElement, props: &SliceViewProps, x: f64, y: f64) -> Option<Readout> {
+fn readout_at(
+    canvas: &HtmlCanvasElement,
+    props: &SliceViewProps,
+    x: f64,
+    y: f64,
+) -> Option<Readout> {
     let (shape, pixel_mm) = slice_shape(&props.loaded, props.plane);
     let size = (
         f64::from(canvas.client_width()),
@@ -198,12 +206,7 @@ pub fn slice_view(props: &SliceViewProps) -> Html {
     {
         let canvas_ref = canvas_ref.clone();
         let cache = cache.clone();
-        let deps = (
-            props.loaded.clone(),
-            props.view,
-            props.window,
-            *resized,
-        );
+        let deps = (props.loaded.clone(), props.view, props.window, *resized);
         let props_now = SliceViewProps {
             loaded: props.loaded.clone(),
             plane,
@@ -365,10 +368,17 @@ pub fn slice_view(props: &SliceViewProps) -> Html {
     };
     let zoom = |factor: f64| {
         let dispatch = props.dispatch.clone();
-        Callback::from(move |_: MouseEvent| dispatch.dispatch(Action::Zoom(plane, factor, [0.0; 2])))
+        Callback::from(move |_: MouseEvent| {
+            dispatch.dispatch(Action::Zoom(plane, factor, [0.0; 2]))
+        })
     };
 
     let [left, right, top, bottom] = display::edge_letters(&props.loaded.volume.direction, plane);
+    let oriented = if props.loaded.volume.format == Format::ImageStack {
+        ""
+    } else {
+        "oriented"
+    };
     let class = classes!("view", props.active.then_some("active"));
     html! {
         <figure {class} data-testid={format!("panel-{name}")}>
@@ -400,10 +410,13 @@ pub fn slice_view(props: &SliceViewProps) -> Html {
                     {onfocus}
                     {oncontextmenu}
                 />
-                <span class="edge left">{ left }</span>
-                <span class="edge right">{ right }</span>
-                <span class="edge top">{ top }</span>
-                <span class="edge bottom">{ bottom }</span>
+                // Plain images have no patient orientation to letter.
+                if !oriented.is_empty() {
+                    <span class="edge left">{ left }</span>
+                    <span class="edge right">{ right }</span>
+                    <span class="edge top">{ top }</span>
+                    <span class="edge bottom">{ bottom }</span>
+                }
             </div>
             <input
                 type="range"

@@ -2,14 +2,14 @@
 
 use gloo::events::{EventListener, EventListenerOptions};
 use nodulens_app::display::{signed, window_label};
-use nodulens_core::view::{Plane, Window};
 use nodulens_core::IntensityUnits;
+use nodulens_core::view::{Plane, Window};
 use wasm_bindgen::JsCast;
 use web_sys::{Element, KeyboardEvent};
 use yew::prelude::*;
 
 use crate::components::slice_view::SliceView;
-use crate::state::{plane_index, Action, AppState, Readout, VolumeRef};
+use crate::state::{Action, AppState, Readout, VolumeRef, plane_index};
 
 #[derive(Properties, PartialEq)]
 pub struct ViewerProps {
@@ -29,7 +29,10 @@ fn readout_text(readout: &Readout, units: IntensityUnits) -> String {
         IntensityUnits::Hounsfield => format!("{} HU", signed(f64::from(readout.value))),
         IntensityUnits::GreyLevels => format!("{} grey level (not HU)", readout.value),
     };
-    let lps = readout.lps.map(|c| signed((c * 10.0).round() / 10.0)).join(", ");
+    let lps = readout
+        .lps
+        .map(|c| signed((c * 10.0).round() / 10.0))
+        .join(", ");
     format!(
         "{}: voxel ({i}, {j}, {k}) · {value} · LPS ({lps}) mm",
         readout.plane.label()
@@ -64,16 +67,20 @@ pub fn viewer(props: &ViewerProps) -> Html {
                                 .target()
                                 .and_then(|t| t.dyn_into::<Element>().ok())
                                 .is_some_and(|el| {
-                                    matches!(el.tag_name().as_str(), "INPUT" | "TEXTAREA" | "SELECT")
+                                    matches!(
+                                        el.tag_name().as_str(),
+                                        "INPUT" | "TEXTAREA" | "SELECT"
+                                    )
                                 });
                             if in_field {
                                 return;
                             }
+                            // Like a stack of images (and the wheel): down = next slice.
                             let step = match e.key().as_str() {
-                                "ArrowUp" => 1,
-                                "ArrowDown" => -1,
-                                "PageUp" => 10,
-                                "PageDown" => -10,
+                                "ArrowDown" => 1,
+                                "ArrowUp" => -1,
+                                "PageDown" => 10,
+                                "PageUp" => -10,
                                 _ => return,
                             };
                             e.prevent_default();

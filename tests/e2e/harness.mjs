@@ -17,9 +17,10 @@ export async function serveDist() {
   await stat(join(dist, 'index.html')); // fails clearly when the app was not built
   const server = createServer(async (req, res) => {
     const path = normalize(decodeURIComponent(new URL(req.url, 'http://x').pathname)).replace(/^(\.\.[/\\])+/, '');
+    const file = path.endsWith('/') ? path + 'index.html' : path;
     try {
-      const body = await readFile(join(dist, path.endsWith('/') ? path + 'index.html' : path));
-      res.writeHead(200, { 'content-type': types[extname(path)] ?? 'application/octet-stream' });
+      const body = await readFile(join(dist, file));
+      res.writeHead(200, { 'content-type': types[extname(file)] ?? 'application/octet-stream' });
       res.end(body);
     } catch {
       res.writeHead(404).end('not found');

@@ -1,6 +1,13 @@
 //! `nodulens`: the native command-line half of Nodulens. It opens scans with the same
 //! core code as the browser app.
 
+mod data;
+mod eval;
+mod export;
+mod metrics;
+mod rng;
+mod train;
+
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -8,6 +15,8 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 use nodulens_core::{DiskFiles, OpenOptions, Progress, Stage, Volume};
+use nodulens_model::ModelKind;
+use nodulens_model::train::TrainConfig;
 
 #[derive(Parser)]
 #[command(
@@ -34,6 +43,129 @@ enum Command {
         #[arg(long, value_parser = parse_spacing, default_value = "1,1,1")]
         stack_spacing: [f64; 3],
     },
+    /// Train a classifier on the CPU (flex backend); checkpoints every epoch.
+    Train {
+        #[arg(value_enum)]
+        kind: Kind,
+        /// The shared data root (with lidc-crops/ and scans/).
+        #[arg(long)]
+        data: PathBuf,
+        /// Output folder; the run goes to <out>/<kind>/.
+        #[arg(long, default_value = "target/nodulens-runs")]
+        out: PathBuf,
+        #[arg(long, default_value_t = 30)]
+        epochs: usize,
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+        #[arg(long, default_value_t = 32)]
+        batch_size: usize,
+        #[arg(long, default_value_t = 2e-3)]
+        lr: f64,
+        #[arg(long, default_value_t = 1e-4)]
+        weight_decay: f64,
+        /// Augmentation strength (0 = none, 1 = default ranges).
+        #[arg(long, default_value_t = 1.0)]
+        augmentation: f64,
+        /// Channels of the three conv stages, "a,b,c".
+        #[arg(long, value_parser = parse_widths, default_value = "16,32,64")]
+        widths: [usize; 3],
+        /// Continue from <out>/<kind>/checkpoint.* if present.
+        #[arg(long)]
+        resume: bool,
+        #[command(flatten)]
+        scans: ScanArgs,
+    },
+    /// Evaluate the malignancy model on a folder laid out like lidc-crops (ratings 1, 2, 4, 5).
+    EvalMalignancy {
+        /// A folder with nodules.csv, images/, masks/ (or the shared data root).
+        #[arg(long)]
+        data: PathBuf,
+        /// models/ (manifest.json) or a training output folder.
+        #[arg(long, default_value = "models")]
+        models: PathBuf,
+        /// Which patients: all, or the train/val/test split of the model's seed.
+        #[arg(long, default_value = "all")]
+        split: String,
+        /// Split seed (default: the model's training seed).
+        #[arg(long)]
+        seed: Option<u64>,
+        /// Write the full report (with per-nodule predictions) here.
+        #[arg(long)]
+        json: Option<PathBuf>,
+    },
+    /// Evaluate the nodule model: crops as positives, negatives sampled as in training (seeded).
+    EvalNodule {
+        /// The shared data root (lidc-crops/ and scans/), or a lidc-crops-like folder.
+        #[arg(long)]
+        data: PathBuf,
+        #[arg(long, default_value = "models")]
+        models: PathBuf,
+        #[arg(long, default_value = "all")]
+        split: String,
+        #[arg(long)]
+        seed: Option<u64>,
+        #[arg(long)]
+        json: Option<PathBuf>,
+        #[command(flatten)]
+        scans: ScanArgs,
+    },
+    /// Copy the best epoch of both runs to models/ with manifest.json and the model card.
+    Export {
+        /// The training output folder (as given to train --out).
+        #[arg(long, default_value = "target/nodulens-runs")]
+        runs: PathBuf,
+        #[arg(long)]
+        data: PathBuf,
+        #[arg(long, default_value = "models")]
+        out: PathBuf,
+        #[command(flatten)]
+        scans: ScanArgs,
+    },
+}
+
+#[derive(clap::Args)]
+struct ScanArgs {
+    /// Where whole scans are unpacked (<cache>/<scan>/dicom).
+    #[arg(long, default_value = "target/test-scans")]
+    cache: PathBuf,
+    /// Whole-scan negatives per scan.
+    #[arg(long, default_value_t = 600)]
+    negatives_per_scan: usize,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum Kind {
+    Nodule,
+    Malignancy,
+}
+
+impl From<Kind> for ModelKind {
+    fn from(k: Kind) -> Self {
+        match k {
+            Kind::Nodule => ModelKind::Nodule,
+            Kind::Malignancy => ModelKind::Malignancy,
+        }
+    }
+}
+
+fn parse_widths(text: &str) -> Result<[usize; 3], String> {
+    let v: Vec<usize> = text
+        .split(',')
+        .map(|t| t.trim().parse::<usize>().map_err(|e| format!("{t:?}: {e}")))
+        .collect::<Result<_, _>>()?;
+    match v.as_slice() {
+        [a, b, c] if v.iter().all(|w| (1..=512).contains(w)) => Ok([*a, *b, *c]),
+        _ => Err("expected three widths in 1..=512, e.g. 16,32,64".into()),
+    }
+}
+
+fn write_report(report: &serde_json::Value, json: Option<&PathBuf>) -> anyhow::Result<()> {
+    println!("{}", eval::summary_line(report));
+    if let Some(path) = json {
+        std::fs::write(path, serde_json::to_string_pretty(report)? + "\n")
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    Ok(())
 }
 
 fn parse_spacing(text: &str) -> Result<[f64; 3], String> {
@@ -74,6 +206,105 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             } else {
                 print_info(&volume);
             }
+            Ok(())
+        }
+        Command::Train {
+            kind,
+            data,
+            out,
+            epochs,
+            seed,
+            batch_size,
+            lr,
+            weight_decay,
+            augmentation,
+            widths,
+            resume,
+            scans,
+        } => {
+            let config = TrainConfig::new()
+                .with_epochs(epochs)
+                .with_seed(seed)
+                .with_batch_size(batch_size)
+                .with_learning_rate(lr)
+                .with_weight_decay(weight_decay)
+                .with_augmentation(augmentation);
+            let state = train::train(&train::TrainArgs {
+                kind: kind.into(),
+                data,
+                out: out.clone(),
+                cache: scans.cache,
+                config,
+                widths,
+                resume,
+                negatives_per_scan: scans.negatives_per_scan,
+                quiet: false,
+            })?;
+            println!(
+                "best validation AUC {:.4} at epoch {} of {}; {:.0} s; run in {}",
+                state.best_val_auc,
+                state.best_epoch.unwrap_or(0),
+                state.epochs_done,
+                state.seconds,
+                train::run_dir(&out, kind.into()).display()
+            );
+            Ok(())
+        }
+        Command::EvalMalignancy {
+            data,
+            models,
+            split,
+            seed,
+            json,
+        } => {
+            let report = eval::evaluate(&eval::EvalArgs {
+                kind: ModelKind::Malignancy,
+                data,
+                models,
+                split: data::Split::parse(&split)?,
+                seed,
+                cache: PathBuf::from("target/test-scans"),
+                negatives_per_scan: 0,
+            })?;
+            write_report(&report, json.as_ref())
+        }
+        Command::EvalNodule {
+            data,
+            models,
+            split,
+            seed,
+            json,
+            scans,
+        } => {
+            let report = eval::evaluate(&eval::EvalArgs {
+                kind: ModelKind::Nodule,
+                data,
+                models,
+                split: data::Split::parse(&split)?,
+                seed,
+                cache: scans.cache,
+                negatives_per_scan: scans.negatives_per_scan,
+            })?;
+            write_report(&report, json.as_ref())
+        }
+        Command::Export {
+            runs,
+            data,
+            out,
+            scans,
+        } => {
+            let manifest = export::export(&export::ExportArgs {
+                runs,
+                data,
+                out: out.clone(),
+                cache: scans.cache,
+                negatives_per_scan: scans.negatives_per_scan,
+            })?;
+            println!(
+                "wrote {} models to {}",
+                manifest.models.len(),
+                out.display()
+            );
             Ok(())
         }
     }

@@ -5,15 +5,35 @@ use std::process::Command;
 
 fn nodulens(args: &[&str]) -> std::process::Output {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    Command::new(env!("CARGO_BIN_EXE_nodulens")).current_dir(root).args(args).output().expect("run nodulens")
+    Command::new(env!("CARGO_BIN_EXE_nodulens"))
+        .current_dir(root)
+        .args(args)
+        .output()
+        .expect("run nodulens")
 }
 
 #[test]
 fn json_has_the_documented_keys() {
     let out = nodulens(&["info", "tests/fixtures/dicom/explicit_le", "--json"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON object");
-    for key in ["format", "modality", "dims", "spacing_mm", "origin_mm", "direction", "hu_min", "hu_max", "hu_mean", "series_uid", "warnings"] {
+    for key in [
+        "format",
+        "modality",
+        "dims",
+        "spacing_mm",
+        "origin_mm",
+        "direction",
+        "hu_min",
+        "hu_max",
+        "hu_mean",
+        "series_uid",
+        "warnings",
+    ] {
         assert!(json.get(key).is_some(), "missing {key}");
     }
     assert_eq!(json["format"], "DICOM");
@@ -32,10 +52,16 @@ fn single_image_dims_are_columns_rows_frames() {
 fn human_output_and_several_paths() {
     let out = nodulens(&["info", "tests/fixtures/metaimage/scan.mhd"]);
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.contains("MetaImage") && text.contains("96 × 96 × 5"), "{text}");
+    assert!(
+        text.contains("MetaImage") && text.contains("96 × 96 × 5"),
+        "{text}"
+    );
     // Files given one by one behave like their folder.
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/dicom/rle");
-    let mut files: Vec<String> = std::fs::read_dir(&dir).expect("dir").map(|e| e.expect("entry").path().display().to_string()).collect();
+    let mut files: Vec<String> = std::fs::read_dir(&dir)
+        .expect("dir")
+        .map(|e| e.expect("entry").path().display().to_string())
+        .collect();
     files.sort();
     let mut args = vec!["info", "--json"];
     args.extend(files.iter().map(String::as_str));
@@ -49,7 +75,10 @@ fn failure_is_one_clear_line_and_nonzero() {
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
-    assert!(stderr.contains("nifti_truncated.nii") && stderr.contains("truncated"), "{stderr}");
+    assert!(
+        stderr.contains("nifti_truncated.nii") && stderr.contains("truncated"),
+        "{stderr}"
+    );
     assert!(out.stdout.is_empty());
     let missing = nodulens(&["info", "no/such/file.dcm"]);
     assert!(!missing.status.success());

@@ -9,15 +9,28 @@ use std::time::Instant;
 fn main() {
     let scan = std::env::var("NODULENS_BENCH_SCAN").unwrap_or_else(|_| "LIDC-IDRI-0002".into());
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let archive = root.join("../shared/data/scans").join(&scan).join("dicom.tar.xz");
+    let archive = root
+        .join("../shared/data/scans")
+        .join(&scan)
+        .join("dicom.tar.xz");
     if !archive.exists() {
-        println!("skipped: {} not found (the benchmark needs ../shared/data)", archive.display());
+        println!(
+            "skipped: {} not found (the benchmark needs ../shared/data)",
+            archive.display()
+        );
         return;
     }
     let dest = root.join("target/test-scans").join(&scan);
     if !dest.join(".complete").exists() {
         std::fs::create_dir_all(&dest).expect("target dir");
-        let ok = std::process::Command::new("tar").arg("-xJf").arg(&archive).arg("-C").arg(&dest).status().expect("tar").success();
+        let ok = std::process::Command::new("tar")
+            .arg("-xJf")
+            .arg(&archive)
+            .arg("-C")
+            .arg(&dest)
+            .status()
+            .expect("tar")
+            .success();
         assert!(ok, "tar failed");
         std::fs::write(dest.join(".complete"), b"").expect("marker");
     }

@@ -28,9 +28,20 @@ const UNSUPPORTED_SYNTAXES: &[(&str, &str)] = &[
     ("1.2.840.10008.1.2.4.112", "JPEG XL"),
 ];
 
+/// Decoded natively but not in the browser: the pure-Rust OpenJPEG port (openjp2) corrupts
+/// wasm32 memory ("memory access out of bounds"), so the browser refuses these clearly.
+#[cfg(target_arch = "wasm32")]
+const NATIVE_ONLY_SYNTAXES: &[(&str, &str)] = &[
+    ("1.2.840.10008.1.2.4.90", "JPEG 2000 lossless"),
+    ("1.2.840.10008.1.2.4.91", "JPEG 2000"),
+    ("1.2.840.10008.1.2.4.201", "HTJ2K lossless"),
+    ("1.2.840.10008.1.2.4.202", "HTJ2K lossless RPCL"),
+    ("1.2.840.10008.1.2.4.203", "HTJ2K"),
+];
+
 /// A parsed object: with a file meta group (the normal case) or a bare data set.
 enum Parsed {
-    File(dicom_object::DefaultDicomObject),
+    File(Box<dicom_object::DefaultDicomObject>),
     Bare(InMemDicomObject),
 }
 
@@ -211,12 +222,12 @@ fn parse(bytes: &[u8], name: &str, headers_only: bool) -> Result<Option<Parsed>,
         Sniff::Preamble => options()
             .read_preamble(ReadPreamble::Always)
             .from_reader(bytes)
-            .map(|f| Some(Parsed::File(f)))
+            .map(|f| Some(Parsed::File(Box::new(f))))
             .map_err(|e| bad(&e)),
         Sniff::MetaOnly => options()
             .read_preamble(ReadPreamble::Never)
             .from_reader(bytes)
-            .map(|f| Some(Parsed::File(f)))
+            .map(|f| Some(Parsed::File(Box::new(f))))
             .map_err(|e| bad(&e)),
         Sniff::Bare => {
             InMemDicomObject::read_dataset_with_ts(bytes, &IMPLICIT_VR_LITTLE_ENDIAN.erased())
@@ -823,6 +834,15 @@ impl<'a> FrameDecoder<'a> {
     fn new(parsed: &'a Parsed, name: &'a str, expected: &PixelLayout) -> Result<Self, ReadError> {
         let obj = parsed.dataset();
         let ts = parsed.transfer_syntax();
+        #[cfg(target_arch = "wasm32")]
+        if let Some((_, label)) = NATIVE_ONLY_SYNTAXES.iter().find(|(uid, _)| *uid == ts) {
+            return Err(ReadError::unsupported(
+                name,
+                format!(
+                    "transfer syntax {label} ({ts}) cannot be decoded in the browser yet; open it with the `nodulens` command-line tool, or convert the series to explicit VR little endian (e.g. `gdcmconv --raw`)"
+                ),
+            ));
+        }
         if let Some((_, label)) = UNSUPPORTED_SYNTAXES.iter().find(|(uid, _)| *uid == ts) {
             return Err(ReadError::unsupported(
                 name,

@@ -13,6 +13,7 @@ pub mod dicom;
 mod error;
 pub mod metaimage;
 pub mod nifti;
+pub mod preprocess;
 mod samples;
 mod source;
 pub mod stack;

@@ -8,10 +8,7 @@ use crate::volume::{IDENTITY, norm};
 use crate::{FileSource, Format, IntensityUnits, Metadata, OpenOptions, ReadError, Volume};
 
 /// The header as key/value pairs in file order, and where the header ends.
-fn parse_header<'a>(
-    bytes: &'a [u8],
-    name: &str,
-) -> Result<(Vec<(String, String)>, usize), ReadError> {
+fn parse_header(bytes: &[u8], name: &str) -> Result<(Vec<(String, String)>, usize), ReadError> {
     let mut fields = Vec::new();
     let mut offset = 0;
     // Headers are short; anything past 64 KiB without ElementDataFile is not a MetaImage.

@@ -136,7 +136,7 @@ fn parse_header(bytes: &[u8], name: &str) -> Result<Header, ReadError> {
     };
     let pixdim: [f32; 8] = std::array::from_fn(|i| f.f32(76 + 4 * i));
     let vox_offset = f.f32(108);
-    if !(vox_offset.is_finite() && vox_offset >= 0.0 && vox_offset < 1e9) {
+    if !(vox_offset.is_finite() && (0.0..1e9).contains(&vox_offset)) {
         return Err(ReadError::malformed(
             name,
             format!("vox_offset {vox_offset} is not a valid offset"),

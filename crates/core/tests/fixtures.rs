@@ -44,10 +44,10 @@ fn fixtures_match_independent_reference() {
                     volume.warnings
                 ));
             }
-            if let Some(n) = want.get("slices").and_then(Value::as_u64) {
-                if volume.dims[2] as u64 != n {
-                    failures.push(format!("{name}: {} slices, expected {n}", volume.dims[2]));
-                }
+            if let Some(n) = want.get("slices").and_then(Value::as_u64)
+                && volume.dims[2] as u64 != n
+            {
+                failures.push(format!("{name}: {} slices, expected {n}", volume.dims[2]));
             }
             continue;
         }
@@ -99,10 +99,10 @@ fn fixtures_match_independent_reference() {
                 expect("hu_mean")
             ));
         }
-        if let Some(uid) = want.get("series_uid").and_then(Value::as_str) {
-            if volume.metadata.series_uid.as_deref() != Some(uid) {
-                failures.push(format!("{name}: series {:?}", volume.metadata.series_uid));
-            }
+        if let Some(uid) = want.get("series_uid").and_then(Value::as_str)
+            && volume.metadata.series_uid.as_deref() != Some(uid)
+        {
+            failures.push(format!("{name}: series {:?}", volume.metadata.series_uid));
         }
     }
     assert!(
@@ -207,9 +207,15 @@ fn voxel_limit_is_checked_before_allocating() {
 fn bundled_sample_is_small_and_opens() {
     let path = common::repo().join("static/sample/LIDC-IDRI-0006.nii.gz");
     let bytes = std::fs::metadata(&path).expect("sample present").len();
-    assert!(bytes <= 25 * 1024 * 1024, "sample is {bytes} bytes, budget 25 MB");
+    assert!(
+        bytes <= 25 * 1024 * 1024,
+        "sample is {bytes} bytes, budget 25 MB"
+    );
     let volume = common::open_paths(&[path]).expect("sample opens");
-    assert_eq!(volume.spacing.map(|s| (s * 1000.0).round()), [625.0, 625.0, 2500.0]);
+    assert_eq!(
+        volume.spacing.map(|s| (s * 1000.0).round()),
+        [625.0, 625.0, 2500.0]
+    );
     assert!(volume.dims[2] > 80, "the sample must keep the lungs whole");
     assert!(volume.warnings.is_empty(), "{:?}", volume.warnings);
 }

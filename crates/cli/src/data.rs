@@ -1,0 +1,796 @@
+//! Training and evaluation data: the LIDC crops (`lidc-crops/`), the whole scans (`scans/`), the
+//! split by patient, hard negatives from a simple blob detector, and augmented batches.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use nodulens_core::preprocess::{self, PatchTransform, PreprocessConfig};
+use nodulens_core::{DiskFiles, OpenOptions, Volume};
+use nodulens_model::ModelKind;
+use serde::Serialize;
+
+use crate::rng::{Rng, hash};
+
+/// Train / validation / test, decided per patient.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Split {
+    Train,
+    Val,
+    Test,
+}
+
+impl Split {
+    pub fn parse(text: &str) -> anyhow::Result<Option<Split>> {
+        Ok(match text {
+            "train" => Some(Split::Train),
+            "val" => Some(Split::Val),
+            "test" => Some(Split::Test),
+            "all" => None,
+            other => bail!("unknown split {other:?} (train, val, test or all)"),
+        })
+    }
+}
+
+/// Fractions of patients in train and validation; the rest is test.
+pub const TRAIN_FRACTION: f64 = 0.65;
+pub const VAL_FRACTION: f64 = 0.15;
+
+/// The scans' patients, dealt to the splits in a seeded order: two to train, one to validation,
+/// one to test, so each split has whole-scan negatives.
+fn scan_splits(scans: &[String], seed: u64) -> HashMap<String, Split> {
+    let mut names: Vec<String> = scans.to_vec();
+    names.sort();
+    Rng::derive(seed, "scans").shuffle(&mut names);
+    let deal = [Split::Train, Split::Train, Split::Val, Split::Test];
+    names
+        .into_iter()
+        .enumerate()
+        .map(|(i, n)| (n, deal[i % deal.len()]))
+        .collect()
+}
+
+/// The split of a patient: fixed by the seed and the patient id alone (so adding patients never
+/// moves the others), except the patients of the whole scans, dealt by [`scan_splits`].
+pub fn split_of(patient: &str, seed: u64, scan_splits: &HashMap<String, Split>) -> Split {
+    if let Some(s) = scan_splits.get(patient) {
+        return *s;
+    }
+    let u = (hash(patient) ^ Rng::new(seed).next_u64()) as f64 / u64::MAX as f64;
+    let u = Rng::new(u.to_bits()).unit();
+    if u < TRAIN_FRACTION {
+        Split::Train
+    } else if u < TRAIN_FRACTION + VAL_FRACTION {
+        Split::Val
+    } else {
+        Split::Test
+    }
+}
+
+/// One row of `nodules.csv`.
+#[derive(Debug, Clone)]
+pub struct NoduleRow {
+    pub patient: String,
+    pub image: String,
+    pub mask: String,
+    pub center: [f64; 3],
+    pub diameter_mm: f64,
+    pub malignancy: u8,
+}
+
+/// Reads `nodules.csv` (plain CSV, no quoted commas), by column name.
+pub fn read_nodules_csv(dir: &Path) -> anyhow::Result<Vec<NoduleRow>> {
+    let path = dir.join("nodules.csv");
+    let text =
+        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    let mut lines = text.lines();
+    let header: Vec<&str> = lines
+        .next()
+        .context("nodules.csv is empty")?
+        .split(',')
+        .collect();
+    let col = |name: &str| {
+        header
+            .iter()
+            .position(|h| h.trim() == name)
+            .with_context(|| format!("nodules.csv has no column {name}"))
+    };
+    let (c_pat, c_img, c_mask) = (col("patient_id")?, col("image")?, col("mask")?);
+    let (cx, cy, cz) = (col("coordX")?, col("coordY")?, col("coordZ")?);
+    let (c_diam, c_mal) = (col("diameter_mm")?, col("malignancy")?);
+    let mut rows = Vec::new();
+    for (n, line) in lines.enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let f: Vec<&str> = line.split(',').collect();
+        let get = |c: usize| {
+            f.get(c)
+                .map(|s| s.trim())
+                .with_context(|| format!("nodules.csv line {}: too few fields", n + 2))
+        };
+        let num = |c: usize| -> anyhow::Result<f64> {
+            let s = get(c)?;
+            let v: f64 = s
+                .parse()
+                .with_context(|| format!("nodules.csv line {}: {s:?} is not a number", n + 2))?;
+            if !v.is_finite() {
+                bail!("nodules.csv line {}: {s:?} is not finite", n + 2);
+            }
+            Ok(v)
+        };
+        let malignancy = num(c_mal)?;
+        if !(1.0..=5.0).contains(&malignancy) {
+            bail!(
+                "nodules.csv line {}: malignancy {malignancy} not in 1..5",
+                n + 2
+            );
+        }
+        rows.push(NoduleRow {
+            patient: get(c_pat)?.to_string(),
+            image: get(c_img)?.to_string(),
+            mask: get(c_mask)?.to_string(),
+            center: [num(cx)?, num(cy)?, num(cz)?],
+            diameter_mm: num(c_diam)?,
+            malignancy: malignancy.round() as u8,
+        });
+    }
+    Ok(rows)
+}
+
+/// Opens one file or folder with the core readers (as the app does).
+pub fn open_volume(path: &Path) -> anyhow::Result<Volume> {
+    let source = DiskFiles::from_paths(&[path])?;
+    let volume = nodulens_core::open(&source, &OpenOptions::default(), &mut |_| true)
+        .with_context(|| format!("opening {}", path.display()))?;
+    Ok(volume)
+}
+
+/// Where a sample comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Source {
+    /// A nodule crop, centred on the nodule.
+    Nodule,
+    /// A crop, centred away from its nodule.
+    CropBackground,
+    /// A whole scan: a blob-detector candidate or a lung point, away from every mark.
+    ScanCandidate,
+}
+
+#[derive(Debug, Clone)]
+pub struct Sample {
+    /// Index into [`Dataset::volumes`].
+    pub volume: usize,
+    pub center: [f64; 3],
+    pub label: bool,
+    pub patient: String,
+    pub split: Split,
+    /// Image file (crops) or scan name and point (scans).
+    pub name: String,
+    pub diameter_mm: f64,
+    pub source: Source,
+}
+
+pub struct Dataset {
+    pub volumes: Vec<Volume>,
+    pub samples: Vec<Sample>,
+}
+
+impl Dataset {
+    pub fn indices(&self, split: Option<Split>) -> Vec<usize> {
+        (0..self.samples.len())
+            .filter(|&i| split.is_none_or(|s| self.samples[i].split == s))
+            .collect()
+    }
+
+    pub fn count(&self, split: Option<Split>, label: bool) -> usize {
+        self.samples
+            .iter()
+            .filter(|s| s.label == label && split.is_none_or(|sp| s.split == sp))
+            .count()
+    }
+}
+
+/// `<data>/lidc-crops` when `data` is the shared data root, else `data` itself.
+pub fn crops_dir(data: &Path) -> PathBuf {
+    if data.join("lidc-crops/nodules.csv").is_file() {
+        data.join("lidc-crops")
+    } else {
+        data.to_path_buf()
+    }
+}
+
+/// `<data>/scans` when present (the shared data root), else `<data>/../scans`.
+pub fn scans_dir(data: &Path) -> Option<PathBuf> {
+    [data.join("scans"), data.join("../scans")]
+        .into_iter()
+        .find(|p| p.is_dir())
+}
+
+/// Names of the whole scans (folders with `dicom.tar.xz`).
+pub fn scan_names(scans: Option<&Path>) -> Vec<String> {
+    let Some(dir) = scans else { return Vec::new() };
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| e.path().join("dicom.tar.xz").is_file())
+        .filter_map(|e| e.file_name().to_str().map(str::to_string))
+        .collect();
+    names.sort();
+    names
+}
+
+/// Options of the dataset builder.
+pub struct BuildOptions<'a> {
+    pub kind: ModelKind,
+    pub data: &'a Path,
+    pub seed: u64,
+    /// Where whole scans are unpacked (`<cache>/<scan>/dicom`).
+    pub cache: &'a Path,
+    /// Whole-scan negatives per scan (nodule model).
+    pub negatives_per_scan: usize,
+    /// Keep only these splits' samples (`None`: all).
+    pub only: Option<Split>,
+    /// Print what is loaded.
+    pub verbose: bool,
+}
+
+/// Builds the samples of one task.
+///
+/// - malignancy: every crop rated 1, 2 (benign) or 4, 5 (malignant), centred on its nodule.
+/// - nodule: every crop (positive), one point of each crop away from its nodule (negative), and
+///   the whole scans' blob-detector candidates and lung points away from every mark (negatives),
+///   each cut to an LIDC-like crop so that positives and negatives share the same padding.
+pub fn build(options: &BuildOptions) -> anyhow::Result<Dataset> {
+    let crops = crops_dir(options.data);
+    let rows = read_nodules_csv(&crops)?;
+    let scans_root = scans_dir(options.data);
+    let scans = scan_names(scans_root.as_deref());
+    let dealt = scan_splits(&scans, options.seed);
+    let mut ds = Dataset {
+        volumes: Vec::new(),
+        samples: Vec::new(),
+    };
+    let mut rng = Rng::derive(options.seed, "negatives");
+    let mut z_extents_mm = Vec::new();
+    for row in &rows {
+        let split = split_of(&row.patient, options.seed, &dealt);
+        if options.only.is_some_and(|s| s != split) {
+            continue;
+        }
+        let include = match options.kind {
+            ModelKind::Malignancy => row.malignancy != 3,
+            ModelKind::Nodule => true,
+        };
+        if !include {
+            continue;
+        }
+        let volume = open_volume(&crops.join(&row.image))?;
+        z_extents_mm.push(volume.dims[2] as f64 * volume.spacing[2]);
+        let label = match options.kind {
+            ModelKind::Malignancy => row.malignancy >= 4,
+            ModelKind::Nodule => true,
+        };
+        let v = ds.volumes.len();
+        if options.kind == ModelKind::Nodule {
+            let mask = open_volume(&crops.join(&row.mask)).ok();
+            if let Some(p) = background_point(&volume, mask.as_ref(), row, &mut rng) {
+                ds.samples.push(Sample {
+                    volume: v,
+                    center: p,
+                    label: false,
+                    patient: row.patient.clone(),
+                    split,
+                    name: format!("{}@background", row.image),
+                    diameter_mm: 0.0,
+                    source: Source::CropBackground,
+                });
+            }
+        }
+        ds.samples.push(Sample {
+            volume: v,
+            center: row.center,
+            label,
+            patient: row.patient.clone(),
+            split,
+            name: row.image.clone(),
+            diameter_mm: row.diameter_mm,
+            source: Source::Nodule,
+        });
+        ds.volumes.push(volume);
+    }
+    if options.verbose {
+        eprintln!("{} crops read", ds.volumes.len());
+    }
+    if options.kind == ModelKind::Nodule
+        && let Some(root) = scans_root
+    {
+        if z_extents_mm.is_empty() {
+            z_extents_mm.push(10.0);
+        }
+        for scan in &scans {
+            let split = dealt[scan];
+            if options.only.is_some_and(|s| s != split) {
+                continue;
+            }
+            let dicom = unpack_scan(&root, scan, options.cache)?;
+            let volume = open_volume(&dicom)?;
+            let marks = read_marks(&root.join(scan).join("annotations.json"))?;
+            let points = mine_negatives(&volume, &marks, options.negatives_per_scan, &mut rng);
+            if options.verbose {
+                eprintln!("{scan}: {} negatives ({split:?})", points.len());
+            }
+            for p in points {
+                let z_mm = z_extents_mm[rng.below(z_extents_mm.len())];
+                let Some(crop) = lidc_like_crop(&volume, p, z_mm, &mut rng) else {
+                    continue;
+                };
+                ds.samples.push(Sample {
+                    volume: ds.volumes.len(),
+                    center: p,
+                    label: false,
+                    patient: scan.clone(),
+                    split,
+                    name: format!("{scan}@{:.1},{:.1},{:.1}", p[0], p[1], p[2]),
+                    diameter_mm: 0.0,
+                    source: Source::ScanCandidate,
+                });
+                ds.volumes.push(crop);
+            }
+        }
+    }
+    if ds.samples.is_empty() {
+        bail!("no samples found under {}", options.data.display());
+    }
+    Ok(ds)
+}
+
+/// A point of a crop away from its nodule: at least the radius + 4 mm from the centre and off
+/// the mask. `None` when the crop has no such point.
+fn background_point(
+    volume: &Volume,
+    mask: Option<&Volume>,
+    row: &NoduleRow,
+    rng: &mut Rng,
+) -> Option<[f64; 3]> {
+    let min_mm = row.diameter_mm / 2.0 + 4.0;
+    for _ in 0..200 {
+        let ijk = [
+            rng.below(volume.dims[0]),
+            rng.below(volume.dims[1]),
+            rng.below(volume.dims[2]),
+        ];
+        let p = volume.voxel_to_world([ijk[0] as f64, ijk[1] as f64, ijk[2] as f64]);
+        let d = dist(p, row.center);
+        let on_mask = mask
+            .filter(|m| m.dims == volume.dims)
+            .and_then(|m| m.get(ijk[0], ijk[1], ijk[2]))
+            .is_some_and(|v| v != 0);
+        if d >= min_mm && !on_mask {
+            return Some(p);
+        }
+    }
+    None
+}
+
+fn dist(a: [f64; 3], b: [f64; 3]) -> f64 {
+    ((a[0] - b[0]).powi(2) + (a[1] - b[1]).powi(2) + (a[2] - b[2]).powi(2)).sqrt()
+}
+
+/// A region that no negative may come near: a marked nodule (any number of readers) or a box.
+#[derive(Debug, Clone)]
+pub enum Mark {
+    Sphere { center: [f64; 3], radius_mm: f64 },
+    Box { min: [f64; 3], max: [f64; 3] },
+}
+
+impl Mark {
+    fn distance(&self, p: [f64; 3]) -> f64 {
+        match self {
+            Mark::Sphere { center, radius_mm } => dist(p, *center) - radius_mm,
+            Mark::Box { min, max } => {
+                let d: Vec<f64> = (0..3)
+                    .map(|a| (min[a] - p[a]).max(p[a] - max[a]).max(0.0))
+                    .collect();
+                (d[0] * d[0] + d[1] * d[1] + d[2] * d[2]).sqrt()
+            }
+        }
+    }
+}
+
+/// Every mark of a scan's `annotations.json`.
+pub fn read_marks(path: &Path) -> anyhow::Result<Vec<Mark>> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let json: serde_json::Value =
+        serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
+    let triple = |v: &serde_json::Value| -> Option<[f64; 3]> {
+        let a = v.as_array()?;
+        Some([
+            a.first()?.as_f64()?,
+            a.get(1)?.as_f64()?,
+            a.get(2)?.as_f64()?,
+        ])
+    };
+    let mut marks = Vec::new();
+    for n in json["nodules"].as_array().into_iter().flatten() {
+        let center = triple(&n["center_mm"])
+            .with_context(|| format!("{}: nodule without center_mm", path.display()))?;
+        let d = n["diameter_mm"].as_f64().unwrap_or(10.0);
+        marks.push(Mark::Sphere {
+            center,
+            radius_mm: d / 2.0,
+        });
+    }
+    for t in json["tumors"].as_array().into_iter().flatten() {
+        if let (Some(min), Some(max)) = (triple(&t["box_min_mm"]), triple(&t["box_max_mm"])) {
+            marks.push(Mark::Box { min, max });
+        }
+    }
+    Ok(marks)
+}
+
+/// Unpacks `<scans>/<scan>/dicom.tar.xz` once into `<cache>/<scan>/dicom` (with `tar`).
+pub fn unpack_scan(scans: &Path, scan: &str, cache: &Path) -> anyhow::Result<PathBuf> {
+    let dest = cache.join(scan);
+    let dicom = dest.join("dicom");
+    if dicom.is_dir() && std::fs::read_dir(&dicom)?.next().is_some() {
+        return Ok(dicom);
+    }
+    std::fs::create_dir_all(&dest)?;
+    let archive = scans.join(scan).join("dicom.tar.xz");
+    let status = std::process::Command::new("tar")
+        .arg("-xJf")
+        .arg(&archive)
+        .arg("-C")
+        .arg(&dest)
+        .status()
+        .context("running tar")?;
+    if !status.success() {
+        bail!("tar -xJf {} failed", archive.display());
+    }
+    Ok(dicom)
+}
+
+/// Candidate points of a whole scan that are not nodules: local HU maxima of soft tissue inside or
+/// at the edge of the lungs (vessels, airway walls, pleura, fissures: what a blob detector
+/// proposes), plus one plain-lung point in five; all at least 10 mm beyond every mark. Seeded.
+pub fn mine_negatives(
+    volume: &Volume,
+    marks: &[Mark],
+    count: usize,
+    rng: &mut Rng,
+) -> Vec<[f64; 3]> {
+    let [nx, ny, nz] = volume.dims;
+    if nx < 8 || ny < 8 || nz == 0 {
+        return Vec::new();
+    }
+    let hu = |i: usize, j: usize, k: usize| volume.voxels[i + nx * (j + ny * k)];
+    // Lung per slice: air (< −400 HU) not connected to the image border.
+    let radius_vox = ((8.0 / volume.spacing[0]).round() as usize).clamp(2, nx / 4);
+    let mut blobs = Vec::new();
+    let mut plain = Vec::new();
+    let k_step = ((2.5 / volume.spacing[2]).round() as usize).max(1);
+    for k in (0..nz).step_by(k_step) {
+        let lung = lung_mask_slice(volume, k);
+        // Integral image of the lung mask.
+        let mut integral = vec![0u32; (nx + 1) * (ny + 1)];
+        for j in 0..ny {
+            let mut row = 0u32;
+            for i in 0..nx {
+                row += u32::from(lung[i + nx * j]);
+                integral[(i + 1) + (nx + 1) * (j + 1)] = integral[(i + 1) + (nx + 1) * j] + row;
+            }
+        }
+        let lung_fraction = |i: usize, j: usize| {
+            let (x0, y0) = (i.saturating_sub(radius_vox), j.saturating_sub(radius_vox));
+            let (x1, y1) = ((i + radius_vox + 1).min(nx), (j + radius_vox + 1).min(ny));
+            let s = integral[x1 + (nx + 1) * y1] + integral[x0 + (nx + 1) * y0]
+                - integral[x0 + (nx + 1) * y1]
+                - integral[x1 + (nx + 1) * y0];
+            f64::from(s) / ((x1 - x0) * (y1 - y0)) as f64
+        };
+        for j in (2..ny - 2).step_by(2) {
+            for i in (2..nx - 2).step_by(2) {
+                let v = hu(i, j, k);
+                if lung[i + nx * j] && v < -750 && rng.below(400) == 0 && lung_fraction(i, j) > 0.9
+                {
+                    plain.push([i, j, k]);
+                    continue;
+                }
+                if v <= -350 {
+                    continue;
+                }
+                let f = lung_fraction(i, j);
+                if !(0.3..=0.97).contains(&f) {
+                    continue;
+                }
+                // In-plane local maximum over a 5×5 window.
+                let is_max = (j - 2..=j + 2).all(|jj| (i - 2..=i + 2).all(|ii| hu(ii, jj, k) <= v));
+                if is_max {
+                    blobs.push([i, j, k]);
+                }
+            }
+        }
+    }
+    let far = |p: [f64; 3]| marks.iter().all(|m| m.distance(p) > 10.0);
+    let to_world = |v: [usize; 3]| volume.voxel_to_world([v[0] as f64, v[1] as f64, v[2] as f64]);
+    rng.shuffle(&mut blobs);
+    rng.shuffle(&mut plain);
+    let n_plain = count / 5;
+    let mut out: Vec<[f64; 3]> = plain
+        .into_iter()
+        .map(to_world)
+        .filter(|p| far(*p))
+        .take(n_plain)
+        .collect();
+    let n_blobs = count.saturating_sub(out.len());
+    out.extend(
+        blobs
+            .into_iter()
+            .map(to_world)
+            .filter(|p| far(*p))
+            .take(n_blobs),
+    );
+    out
+}
+
+/// Air (< −400 HU) of slice `k` not connected to the slice border: the lungs and airways.
+fn lung_mask_slice(volume: &Volume, k: usize) -> Vec<bool> {
+    let [nx, ny, _] = volume.dims;
+    let base = nx * ny * k;
+    let air: Vec<bool> = volume.voxels[base..base + nx * ny]
+        .iter()
+        .map(|&v| v < -400)
+        .collect();
+    let mut outside = vec![false; nx * ny];
+    let mut stack = Vec::new();
+    for i in 0..nx {
+        stack.push((i, 0));
+        stack.push((i, ny - 1));
+    }
+    for j in 0..ny {
+        stack.push((0, j));
+        stack.push((nx - 1, j));
+    }
+    while let Some((i, j)) = stack.pop() {
+        let at = i + nx * j;
+        if outside[at] || !air[at] {
+            continue;
+        }
+        outside[at] = true;
+        if i > 0 {
+            stack.push((i - 1, j));
+        }
+        if i + 1 < nx {
+            stack.push((i + 1, j));
+        }
+        if j > 0 {
+            stack.push((i, j - 1));
+        }
+        if j + 1 < ny {
+            stack.push((i, j + 1));
+        }
+    }
+    air.iter().zip(&outside).map(|(&a, &o)| a && !o).collect()
+}
+
+/// Cuts a whole scan around `p` the way the LIDC crops were cut: 44 voxels in-plane with the
+/// point near (±3 voxels) the middle, and `z_mm` along z with the point at a random slice inside.
+pub fn lidc_like_crop(volume: &Volume, p: [f64; 3], z_mm: f64, rng: &mut Rng) -> Option<Volume> {
+    let c = volume.world_to_voxel(p);
+    let nz = ((z_mm / volume.spacing[2]).round() as usize).max(2);
+    let mut lo = [0usize; 3];
+    let mut hi = [0usize; 3];
+    for a in 0..2 {
+        let shift = rng.below(7) as f64 - 3.0;
+        let start = (c[a].round() - 22.0 + shift).max(0.0) as usize;
+        lo[a] = start.min(volume.dims[a].saturating_sub(1));
+        hi[a] = (start + 44).min(volume.dims[a]);
+    }
+    let before = rng.below(nz.saturating_sub(1).max(1)) as f64;
+    let start = (c[2].round() - before).max(0.0) as usize;
+    lo[2] = start.min(volume.dims[2].saturating_sub(1));
+    hi[2] = (start + nz).min(volume.dims[2]);
+    preprocess::crop_box(volume, lo, hi)
+}
+
+/// Augmentation ranges at strength 1 for each task (scale changes apparent size, the main cue of
+/// malignancy, so that task gets a narrower range).
+pub fn random_transform(
+    rng: &mut Rng,
+    kind: ModelKind,
+    strength: f64,
+    sample: &Sample,
+) -> PatchTransform {
+    if strength <= 0.0 {
+        return PatchTransform::default();
+    }
+    let s = strength;
+    let theta = rng.uniform(0.0, std::f64::consts::TAU);
+    let tilt_x = rng.uniform(-0.25, 0.25) * s;
+    let tilt_y = rng.uniform(-0.25, 0.25) * s;
+    let flips = [
+        if rng.coin() { -1.0 } else { 1.0 },
+        if rng.coin() { -1.0 } else { 1.0 },
+        if rng.coin() { -1.0 } else { 1.0 },
+    ];
+    let rz = rot_z(theta);
+    let rx = rot_x(tilt_x);
+    let ry = rot_y(tilt_y);
+    let mut r = mat_mul(&mat_mul(&rz, &rx), &ry);
+    for row in 0..3 {
+        for (col, f) in flips.iter().enumerate() {
+            r[3 * row + col] *= f;
+        }
+    }
+    let (scale_range, shift_mm) = match (kind, sample.source) {
+        (ModelKind::Malignancy, _) => (0.05, 1.0),
+        (ModelKind::Nodule, Source::Nodule) => (0.15, (sample.diameter_mm * 0.25).clamp(1.0, 3.0)),
+        (ModelKind::Nodule, _) => (0.15, 2.0),
+    };
+    let shift = loop {
+        let v = [
+            rng.uniform(-1.0, 1.0),
+            rng.uniform(-1.0, 1.0),
+            rng.uniform(-1.0, 1.0),
+        ];
+        if v[0] * v[0] + v[1] * v[1] + v[2] * v[2] <= 1.0 {
+            break v;
+        }
+    };
+    PatchTransform {
+        rotation: r,
+        scale: 1.0 + rng.uniform(-scale_range, scale_range) * s,
+        shift_mm: shift.map(|v| v * shift_mm * s),
+        intensity_gain: (1.0 + rng.uniform(-0.05, 0.05) * s) as f32,
+        intensity_offset: (rng.uniform(-30.0, 30.0) * s) as f32,
+    }
+}
+
+fn rot_z(t: f64) -> [f64; 9] {
+    let (s, c) = t.sin_cos();
+    [c, -s, 0.0, s, c, 0.0, 0.0, 0.0, 1.0]
+}
+fn rot_x(t: f64) -> [f64; 9] {
+    let (s, c) = t.sin_cos();
+    [1.0, 0.0, 0.0, 0.0, c, -s, 0.0, s, c]
+}
+fn rot_y(t: f64) -> [f64; 9] {
+    let (s, c) = t.sin_cos();
+    [c, 0.0, s, 0.0, 1.0, 0.0, -s, 0.0, c]
+}
+fn mat_mul(a: &[f64; 9], b: &[f64; 9]) -> [f64; 9] {
+    std::array::from_fn(|idx| {
+        let (r, c) = (idx / 3, idx % 3);
+        (0..3).map(|k| a[3 * r + k] * b[3 * k + c]).sum()
+    })
+}
+
+/// Patches of `indices` (augmented when `augment` is given) and their labels.
+pub fn batch(
+    ds: &Dataset,
+    indices: &[usize],
+    config: &PreprocessConfig,
+    augment: Option<(&mut Rng, ModelKind, f64)>,
+) -> (Vec<f32>, Vec<f32>) {
+    let mut patches = Vec::with_capacity(indices.len() * config.patch_len());
+    let mut labels = Vec::with_capacity(indices.len());
+    let mut augment = augment;
+    for &i in indices {
+        let s = &ds.samples[i];
+        let t = match augment.as_mut() {
+            Some((rng, kind, strength)) => random_transform(rng, *kind, *strength, s),
+            None => PatchTransform::default(),
+        };
+        preprocess::extract_views_into(&ds.volumes[s.volume], s.center, config, &t, &mut patches);
+        labels.push(if s.label { 1.0 } else { 0.0 });
+    }
+    (patches, labels)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn split_is_by_patient_stable_and_roughly_proportional() {
+        let dealt = scan_splits(&["A".into(), "B".into(), "C".into(), "D".into()], 42);
+        let mut counts = HashMap::new();
+        for i in 0..2000 {
+            let p = format!("LIDC-IDRI-{i:04}");
+            let s = split_of(&p, 42, &dealt);
+            assert_eq!(s, split_of(&p, 42, &dealt));
+            *counts.entry(s).or_insert(0usize) += 1;
+        }
+        let frac = |s| counts[&s] as f64 / 2000.0;
+        assert!((frac(Split::Train) - TRAIN_FRACTION).abs() < 0.05);
+        assert!((frac(Split::Val) - VAL_FRACTION).abs() < 0.05);
+        let mut scan_counts = HashMap::new();
+        for s in dealt.values() {
+            *scan_counts.entry(*s).or_insert(0) += 1;
+        }
+        assert_eq!(scan_counts[&Split::Train], 2);
+        assert_eq!(scan_counts[&Split::Val], 1);
+        assert_eq!(scan_counts[&Split::Test], 1);
+        // Another seed moves patients.
+        let moved = (0..200)
+            .filter(|i| {
+                let p = format!("P{i}");
+                split_of(&p, 1, &dealt) != split_of(&p, 2, &dealt)
+            })
+            .count();
+        assert!(moved > 20);
+    }
+
+    #[test]
+    fn augmentation_rotation_is_orthonormal() {
+        let mut rng = Rng::new(1);
+        let sample = Sample {
+            volume: 0,
+            center: [0.0; 3],
+            label: true,
+            patient: "p".into(),
+            split: Split::Train,
+            name: "n".into(),
+            diameter_mm: 8.0,
+            source: Source::Nodule,
+        };
+        for _ in 0..50 {
+            let t = random_transform(&mut rng, ModelKind::Nodule, 1.0, &sample);
+            let r = t.rotation;
+            for a in 0..3 {
+                for b in 0..3 {
+                    let dot: f64 = (0..3).map(|k| r[3 * k + a] * r[3 * k + b]).sum();
+                    let expected = if a == b { 1.0 } else { 0.0 };
+                    assert!((dot - expected).abs() < 1e-9);
+                }
+            }
+            assert!((0.85..=1.15).contains(&t.scale));
+            assert!(t.shift_mm.iter().map(|v| v * v).sum::<f64>().sqrt() <= 2.0 + 1e-9);
+        }
+        assert_eq!(
+            random_transform(&mut rng, ModelKind::Nodule, 0.0, &sample),
+            PatchTransform::default()
+        );
+    }
+
+    #[test]
+    fn negatives_avoid_marks_and_lie_in_the_lungs() {
+        // A body (0 HU) with two "lungs" (−850 HU) holding bright dots (vessels).
+        let vol =
+            preprocess::synthetic_volume([80, 60, 10], [1.0, 1.0, 2.5], [0.0; 3], |i, j, _| {
+                let in_body = (5..75).contains(&i) && (5..55).contains(&j);
+                let in_lung =
+                    ((10..38).contains(&i) || (42..70).contains(&i)) && (10..50).contains(&j);
+                if in_lung {
+                    if i % 6 == 0 && j % 6 == 0 { 50 } else { -850 }
+                } else if in_body {
+                    0
+                } else {
+                    -1000
+                }
+            });
+        let marks = vec![Mark::Sphere {
+            center: [24.0, 30.0, 12.5],
+            radius_mm: 5.0,
+        }];
+        let mut rng = Rng::new(5);
+        let points = mine_negatives(&vol, &marks, 40, &mut rng);
+        assert!(!points.is_empty());
+        for p in &points {
+            assert!(marks[0].distance(*p) > 10.0, "{p:?}");
+            let v = vol.world_to_voxel(*p);
+            let (i, j) = (v[0].round() as usize, v[1].round() as usize);
+            assert!(
+                (5..75).contains(&i) && (5..55).contains(&j),
+                "{p:?} outside the body"
+            );
+        }
+        let crop = lidc_like_crop(&vol, points[0], 7.5, &mut rng).unwrap();
+        assert!(crop.dims[0] <= 44 && crop.dims[2] <= 3);
+    }
+}

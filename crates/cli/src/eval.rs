@@ -1,0 +1,222 @@
+//! `nodulens eval-malignancy` and `nodulens eval-nodule`: the shipped (or a freshly trained)
+//! model on a data folder, as a JSON report.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use burn::prelude::*;
+use nodulens_model::{Classifier, Manifest, ModelKind};
+use sha2::{Digest, Sha256};
+
+use crate::data::{self, BuildOptions, Dataset, Split};
+use crate::metrics;
+use crate::train::{RunState, run_dir};
+
+/// A classifier with its operating point and the seed of its data split.
+pub struct Loaded {
+    pub classifier: Classifier,
+    pub threshold: f32,
+    pub seed: u64,
+    pub source: String,
+}
+
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// Loads `kind` from `dir`: a `models/` folder (`manifest.json`, weights checked against their
+/// SHA-256) or a training output folder (`<kind>/run.json` + `<kind>/best.bpk`).
+pub fn load(dir: &Path, kind: ModelKind) -> anyhow::Result<Loaded> {
+    let device = Device::flex();
+    let manifest_path = dir.join("manifest.json");
+    if manifest_path.is_file() {
+        let manifest = Manifest::from_json(&std::fs::read_to_string(&manifest_path)?)?;
+        let entry = manifest
+            .model(kind)
+            .with_context(|| format!("{} has no {} model", manifest_path.display(), kind.name()))?;
+        let path = dir.join(&entry.file);
+        let bytes = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
+        let digest = sha256_hex(&bytes);
+        if digest != entry.sha256 {
+            bail!(
+                "{}: SHA-256 {digest} does not match the manifest",
+                path.display()
+            );
+        }
+        let seed = entry.training["train"]["seed"].as_u64().unwrap_or(42);
+        return Ok(Loaded {
+            classifier: Classifier::from_manifest(entry, bytes, &device)?,
+            threshold: entry.threshold,
+            seed,
+            source: path.display().to_string(),
+        });
+    }
+    let run = run_dir(dir, kind);
+    let state: RunState = serde_json::from_str(
+        &std::fs::read_to_string(run.join("run.json")).with_context(|| {
+            format!(
+                "no manifest.json in {} and no {}/run.json",
+                dir.display(),
+                run.display()
+            )
+        })?,
+    )?;
+    let bytes = std::fs::read(run.join("best.bpk"))?;
+    Ok(Loaded {
+        classifier: Classifier::from_bytes(state.architecture, state.preprocess, bytes, &device)?,
+        threshold: state.threshold,
+        seed: state.train.seed,
+        source: run.join("best.bpk").display().to_string(),
+    })
+}
+
+/// Probabilities for the samples `indices` of `ds`, in batches.
+pub fn predict(
+    classifier: &Classifier,
+    ds: &Dataset,
+    indices: &[usize],
+) -> anyhow::Result<Vec<f32>> {
+    let mut out = Vec::with_capacity(indices.len());
+    for chunk in indices.chunks(64) {
+        let (patches, _) = data::batch(ds, chunk, &classifier.preprocess, None);
+        out.extend(classifier.predict(&patches)?);
+    }
+    Ok(out)
+}
+
+pub struct EvalArgs {
+    pub kind: ModelKind,
+    pub data: PathBuf,
+    pub models: PathBuf,
+    pub split: Option<Split>,
+    pub seed: Option<u64>,
+    pub cache: PathBuf,
+    pub negatives_per_scan: usize,
+}
+
+/// Evaluates and returns the report (the keys of the issue, plus `split`, `model`,
+/// `by_source` for the nodule model).
+pub fn evaluate(args: &EvalArgs) -> anyhow::Result<serde_json::Value> {
+    let loaded = load(&args.models, args.kind)?;
+    let seed = args.seed.unwrap_or(loaded.seed);
+    let ds = data::build(&BuildOptions {
+        kind: args.kind,
+        data: &args.data,
+        seed,
+        cache: &args.cache,
+        negatives_per_scan: args.negatives_per_scan,
+        only: args.split,
+        verbose: false,
+    })?;
+    evaluate_dataset(&loaded, &ds, args.kind, args.split, seed)
+}
+
+pub fn evaluate_dataset(
+    loaded: &Loaded,
+    ds: &Dataset,
+    kind: ModelKind,
+    split: Option<Split>,
+    seed: u64,
+) -> anyhow::Result<serde_json::Value> {
+    let idx = ds.indices(split);
+    if idx.is_empty() {
+        bail!("no samples in this split");
+    }
+    let probs = predict(&loaded.classifier, ds, &idx)?;
+    let labels: Vec<bool> = idx.iter().map(|&i| ds.samples[i].label).collect();
+    let mut report = metrics::report(&probs, &labels, loaded.threshold, seed);
+    let key = match kind {
+        ModelKind::Malignancy => "p_malignant",
+        ModelKind::Nodule => "p_nodule",
+    };
+    let predictions: Vec<serde_json::Value> = idx
+        .iter()
+        .zip(&probs)
+        .map(|(&i, &p)| {
+            let s = &ds.samples[i];
+            let mut v = serde_json::json!({
+                "image": s.name,
+                "patient": s.patient,
+                "label": u8::from(s.label),
+                key: p,
+            });
+            if kind == ModelKind::Nodule {
+                v["source"] = serde_json::to_value(s.source).unwrap_or_default();
+            }
+            v
+        })
+        .collect();
+    let patients: std::collections::BTreeSet<&str> = idx
+        .iter()
+        .map(|&i| ds.samples[i].patient.as_str())
+        .collect();
+    report["patients"] = patients.len().into();
+    report["split"] = match split {
+        Some(s) => serde_json::to_value(s)?,
+        None => "all".into(),
+    };
+    report["split_seed"] = seed.into();
+    report["model"] = loaded.source.clone().into();
+    report["roc"] = metrics::roc_points(&probs, &labels)
+        .into_iter()
+        .map(|(fpr, tpr)| serde_json::json!([fpr, tpr]))
+        .collect::<Vec<_>>()
+        .into();
+    if kind == ModelKind::Malignancy {
+        // The one-number baseline: the nodule's diameter from nodules.csv.
+        let diameters: Vec<f32> = idx
+            .iter()
+            .map(|&i| ds.samples[i].diameter_mm as f32)
+            .collect();
+        report["baseline_diameter_auc"] = metrics::auc(&diameters, &labels).into();
+    }
+    if kind == ModelKind::Nodule {
+        // Nodules against each kind of negative.
+        let mut by = serde_json::Map::new();
+        for source in [data::Source::CropBackground, data::Source::ScanCandidate] {
+            let (s, l): (Vec<f32>, Vec<bool>) = idx
+                .iter()
+                .zip(&probs)
+                .filter(|(i, _)| ds.samples[**i].label || ds.samples[**i].source == source)
+                .map(|(i, p)| (*p, ds.samples[*i].label))
+                .unzip();
+            let name = serde_json::to_value(source)?
+                .as_str()
+                .unwrap_or("?")
+                .to_string();
+            by.insert(
+                name,
+                serde_json::json!({
+                    "negatives": l.iter().filter(|x| !**x).count(),
+                    "auc": metrics::auc(&s, &l),
+                }),
+            );
+        }
+        report["by_source"] = serde_json::Value::Object(by);
+    }
+    report["predictions"] = predictions.into();
+    Ok(report)
+}
+
+/// One-line summary for the terminal.
+pub fn summary_line(report: &serde_json::Value) -> String {
+    let f = |k: &str| report[k].as_f64().unwrap_or(f64::NAN);
+    let ci = &report["auc_ci95"];
+    format!(
+        "n {} ({} positive, {} patients)  AUC {:.3} [{:.3}, {:.3}]  sensitivity {:.3}  specificity {:.3}  accuracy {:.3}  F1 {:.3} at p ≥ {:.3}",
+        report["n"],
+        report["n_positive"],
+        report["patients"],
+        f("auc"),
+        ci[0].as_f64().unwrap_or(f64::NAN),
+        ci[1].as_f64().unwrap_or(f64::NAN),
+        f("recall"),
+        f("specificity"),
+        f("accuracy"),
+        f("f1"),
+        f("threshold"),
+    )
+}

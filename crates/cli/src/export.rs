@@ -1,0 +1,273 @@
+//! `nodulens export`: the best epoch of each training run → `models/` (weights, `manifest.json`,
+//! `README.md` model card), with validation and test metrics measured here.
+
+use std::fmt::Write as _;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use nodulens_model::manifest::MANIFEST_VERSION;
+use nodulens_model::{Manifest, ManifestModel, ModelKind, Provenance};
+
+use crate::data::{self, BuildOptions, Split};
+use crate::eval::{self, sha256_hex};
+use crate::train::{RunState, run_dir};
+
+pub struct ExportArgs {
+    pub runs: PathBuf,
+    pub data: PathBuf,
+    pub out: PathBuf,
+    pub cache: PathBuf,
+    pub negatives_per_scan: usize,
+}
+
+pub fn export(args: &ExportArgs) -> anyhow::Result<Manifest> {
+    std::fs::create_dir_all(&args.out)?;
+    let mut models = Vec::new();
+    let mut reports = Vec::new();
+    for kind in ModelKind::ALL {
+        let dir = run_dir(&args.runs, kind);
+        let state: RunState = serde_json::from_str(
+            &std::fs::read_to_string(dir.join("run.json"))
+                .with_context(|| format!("reading {}/run.json (train first)", dir.display()))?,
+        )?;
+        let loaded = eval::load(&args.runs, kind)?;
+        let bytes = std::fs::read(dir.join("best.bpk"))?;
+        let seed = state.train.seed;
+        eprintln!("evaluating {} on validation and test patients", kind.name());
+        let ds = data::build(&BuildOptions {
+            kind,
+            data: &args.data,
+            seed,
+            cache: &args.cache,
+            negatives_per_scan: args.negatives_per_scan,
+            only: None,
+            verbose: false,
+        })?;
+        let mut metrics = serde_json::Map::new();
+        for (name, split) in [("val", Split::Val), ("test", Split::Test)] {
+            let mut r = eval::evaluate_dataset(&loaded, &ds, kind, Some(split), seed)?;
+            if let Some(o) = r.as_object_mut() {
+                o.remove("predictions");
+                o.remove("model");
+                o.remove("roc");
+            }
+            eprintln!("  {name}: {}", eval::summary_line(&r));
+            metrics.insert(name.into(), r);
+        }
+        let file = kind.weights_file().to_string();
+        std::fs::write(args.out.join(&file), &bytes)?;
+        let training = serde_json::json!({
+            "train": state.train,
+            "epochs_done": state.epochs_done,
+            "best_epoch": state.best_epoch,
+            "best_val_auc": state.best_val_auc,
+            "seconds": state.seconds,
+            "samples": state.samples,
+            "history": state.history,
+        });
+        reports.push((
+            kind,
+            state.clone(),
+            serde_json::Value::Object(metrics.clone()),
+        ));
+        models.push(ManifestModel {
+            kind,
+            sha256: sha256_hex(&bytes),
+            bytes: bytes.len() as u64,
+            file,
+            params: state.params as u64,
+            architecture: state.architecture.clone(),
+            preprocess: state.preprocess.clone(),
+            threshold: state.threshold,
+            training,
+            metrics: serde_json::Value::Object(metrics),
+        });
+    }
+    let manifest = Manifest {
+        format_version: MANIFEST_VERSION,
+        models,
+        provenance: Provenance {
+            datasets: vec![
+                "LIDC-IDRI nodule crops (791 nodules, 438 patients; ../shared/data/lidc-crops)".into(),
+                "whole chest CTs LIDC-IDRI-0002, LIDC-IDRI-0006, Lung_Dx-A0001, CPTAC-C3N-00247 (negatives only)".into(),
+            ],
+            licence: "LIDC-IDRI CC BY 3.0; Lung-PET-CT-Dx CC BY 4.0; CPTAC CC BY 3.0 (all via TCIA)".into(),
+            split: format!(
+                "by patient, seeded: {:.0} % train, {:.0} % validation, rest test; the four whole scans dealt 2/1/1",
+                data::TRAIN_FRACTION * 100.0,
+                data::VAL_FRACTION * 100.0
+            ),
+            code_version: env!("CARGO_PKG_VERSION").into(),
+        },
+        intended_use: "research use only, not a medical device".into(),
+    };
+    std::fs::write(
+        args.out.join("manifest.json"),
+        serde_json::to_string_pretty(&manifest)? + "\n",
+    )?;
+    std::fs::write(args.out.join("README.md"), model_card(&manifest, &reports))?;
+    Ok(manifest)
+}
+
+fn fmt_metric(m: &serde_json::Value, key: &str) -> String {
+    m[key]
+        .as_f64()
+        .map(|v| format!("{v:.3}"))
+        .unwrap_or_else(|| "–".into())
+}
+
+fn metrics_row(name: &str, m: &serde_json::Value) -> String {
+    let ci = &m["auc_ci95"];
+    format!(
+        "| {name} | {} ({} positive, {} patients) | {} [{:.3}, {:.3}] | {} | {} | {} | {} |\n",
+        m["n"],
+        m["n_positive"],
+        m["patients"],
+        fmt_metric(m, "auc"),
+        ci[0].as_f64().unwrap_or(f64::NAN),
+        ci[1].as_f64().unwrap_or(f64::NAN),
+        fmt_metric(m, "recall"),
+        fmt_metric(m, "specificity"),
+        fmt_metric(m, "precision"),
+        fmt_metric(m, "f1"),
+    )
+}
+
+/// `models/README.md`.
+fn model_card(manifest: &Manifest, reports: &[(ModelKind, RunState, serde_json::Value)]) -> String {
+    let mut s = String::new();
+    let pre = manifest
+        .models
+        .first()
+        .map(|m| m.preprocess.clone())
+        .unwrap_or_default();
+    let _ = writeln!(s, "# Nodulens models — model card\n");
+    let _ = writeln!(
+        s,
+        "**Research use only — not a medical device.** These models must not be used for diagnosis, \
+screening decisions or any clinical purpose.\n"
+    );
+    let _ = writeln!(
+        s,
+        "Generated by `nodulens export`; the figures below are measured, not edited by hand.\n"
+    );
+    let _ = writeln!(s, "## Intended use\n");
+    let _ = writeln!(
+        s,
+        "- `nodule.bpk`: p(nodule) for a candidate point of a chest CT (false-positive reduction after a \
+candidate detector).\n- `malignancy.bpk`: p(malignant) for a nodule, where \"malignant\" means the LIDC \
+radiologists' majority rating was 4–5 (suspicious) rather than 1–2; a rating of suspicion, not pathology.\n"
+    );
+    let _ = writeln!(s, "## Input\n");
+    let _ = writeln!(
+        s,
+        "`nodulens_core::preprocess::extract_views` around the point: axial, coronal and sagittal planes, \
+{} slices each at offsets {:?} mm, {}×{} samples at {} mm (trilinear), HU clipped to [{}, {}] and scaled \
+to [0, 1], outside the volume {} HU. The LIDC crops cover about 44×44 native voxels in-plane and only the \
+nodule's own z-extent, so every training input (negatives too) was cut that way \
+(`data::lidc_like_crop`); a whole-scan pipeline should cut its candidates likewise before sampling.\n",
+        pre.channels(),
+        pre.slice_offsets_mm,
+        pre.patch_size,
+        pre.patch_size,
+        pre.spacing_mm,
+        pre.hu_min,
+        pre.hu_max,
+        pre.pad_hu
+    );
+    let _ = writeln!(s, "## Architecture\n");
+    for m in &manifest.models {
+        let _ = writeln!(
+            s,
+            "- {}: 2.5D CNN, a shared 2D network over the three views (3 stages of two 3×3 conv + \
+batch-norm + ReLU and a 2×2 max-pool, widths {:?}), global average, concatenated, then {}-unit hidden layer \
+(dropout {}) and one logit. {} parameters, {} bytes (f32 burnpack), SHA-256 `{}`.",
+            m.kind.name(),
+            m.architecture.widths,
+            m.architecture.hidden,
+            m.architecture.dropout,
+            m.params,
+            m.bytes,
+            m.sha256
+        );
+    }
+    let _ = writeln!(s, "\n## Data and licences\n");
+    for d in &manifest.provenance.datasets {
+        let _ = writeln!(s, "- {d}");
+    }
+    let _ = writeln!(
+        s,
+        "- Licences: {}. LIDC-IDRI: Armato SG III et al., Medical Physics 38(2), 2011. TCIA: Clark K. et al., \
+J Digit Imaging 26(6), 2013.\n- Split: {}.\n- Malignancy model: ratings 1–2 benign, 4–5 malignant, 3 left out. \
+Nodule model: every crop is a positive; negatives are one point per crop away from its nodule, and \
+blob-detector candidates (local HU maxima of soft tissue in or at the edge of the lungs: vessels, airway \
+walls, pleura) plus plain-lung points of the whole scans, at least 10 mm beyond every mark.\n",
+        manifest.provenance.licence, manifest.provenance.split
+    );
+    let _ = writeln!(s, "## Metrics\n");
+    let _ = writeln!(
+        s,
+        "AUC with a 95 % percentile bootstrap interval (2000 resamples of cases); sensitivity, specificity, \
+precision and F1 at the threshold chosen on validation (Youden's J).\n"
+    );
+    for (kind, state, metrics) in reports {
+        let threshold = manifest.model(*kind).map(|m| m.threshold).unwrap_or(0.5);
+        let _ = writeln!(s, "### {} (threshold p ≥ {threshold:.3})\n", kind.name());
+        let _ = writeln!(
+            s,
+            "| split | n | AUC [95 % CI] | sensitivity | specificity | precision | F1 |"
+        );
+        let _ = writeln!(s, "|---|---|---|---|---|---|---|");
+        s.push_str(&metrics_row("validation", &metrics["val"]));
+        s.push_str(&metrics_row("test", &metrics["test"]));
+        if *kind == ModelKind::Malignancy {
+            let _ = writeln!(
+                s,
+                "\nBaseline: the nodule diameter alone (from `nodules.csv`) scores AUC {} on the same test nodules.",
+                fmt_metric(&metrics["test"], "baseline_diameter_auc")
+            );
+        }
+        if *kind == ModelKind::Nodule {
+            let by = &metrics["test"]["by_source"];
+            let _ = writeln!(
+                s,
+                "\nTest AUC of nodules against crop-background negatives: {}; against whole-scan candidates: {} \
+({} negatives from one scan).",
+                fmt_metric(&by["crop_background"], "auc"),
+                fmt_metric(&by["scan_candidate"], "auc"),
+                by["scan_candidate"]["negatives"]
+            );
+        }
+        let _ = writeln!(
+            s,
+            "\nTraining: {} epochs (best {}), batch {}, AdamW lr {} (cosine), weight decay {}, augmentation {}, \
+seed {}; {:.0} s on the CPU (flex backend, 2 shared cores).\n",
+            state.epochs_done,
+            state
+                .best_epoch
+                .map(|e| e.to_string())
+                .unwrap_or_else(|| "–".into()),
+            state.train.batch_size,
+            state.train.learning_rate,
+            state.train.weight_decay,
+            state.train.augmentation,
+            state.train.seed,
+            state.seconds
+        );
+    }
+    let _ = writeln!(s, "## Limits\n");
+    let _ = writeln!(
+        s,
+        "- Small data: a few hundred nodules; the test sets are small and the intervals above are wide.\n\
+- Labels are radiologists' ratings, not pathology; rating-3 nodules are excluded from the malignancy task, which \
+makes it easier than the clinical question.\n\
+- Whole-scan negatives come from four scans only (one of them in test), so the nodule model's specificity \
+on other scanners, kernels and contrast is unmeasured; a CPTAC scan has no reads, so unmarked lesions may \
+be among its negatives.\n\
+- All positives are LIDC nodules ≥ 3 mm marked by ≥ 3 of 4 readers; smaller or less certain nodules, masses \
+and non-LIDC scanners were not in training.\n\
+- No hyper-parameter search was run for these weights (`nodulens tune` is not implemented yet).\n\
+- Research use only, not a medical device."
+    );
+    s
+}

@@ -1,0 +1,66 @@
+//! `models/manifest.json`: what each shipped weight file is, how its input must be made, and how
+//! well it did.
+
+use nodulens_core::preprocess::PreprocessConfig;
+use serde::{Deserialize, Serialize};
+
+use crate::{ModelError, ModelKind, NetConfig};
+
+/// The manifest format version this code reads and writes.
+pub const MANIFEST_VERSION: u32 = 1;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Manifest {
+    pub format_version: u32,
+    pub models: Vec<ManifestModel>,
+    pub provenance: Provenance,
+    /// Always "research use only, not a medical device".
+    pub intended_use: String,
+}
+
+/// One shipped model.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ManifestModel {
+    pub kind: ModelKind,
+    /// File name relative to the manifest.
+    pub file: String,
+    /// Lower-case hex SHA-256 of the file.
+    pub sha256: String,
+    pub bytes: u64,
+    pub params: u64,
+    pub architecture: NetConfig,
+    pub preprocess: PreprocessConfig,
+    /// Operating point (on p) chosen on validation patients.
+    pub threshold: f32,
+    /// Training configuration and history (free-form, from the trainer).
+    pub training: serde_json::Value,
+    /// Validation and test metrics (free-form, from the evaluator).
+    pub metrics: serde_json::Value,
+}
+
+/// Where the training data came from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Provenance {
+    pub datasets: Vec<String>,
+    pub licence: String,
+    pub split: String,
+    pub code_version: String,
+}
+
+impl Manifest {
+    pub fn from_json(text: &str) -> Result<Self, ModelError> {
+        let manifest: Manifest =
+            serde_json::from_str(text).map_err(|e| ModelError::Manifest(e.to_string()))?;
+        if manifest.format_version != MANIFEST_VERSION {
+            return Err(ModelError::Manifest(format!(
+                "format_version {} (this build reads {MANIFEST_VERSION})",
+                manifest.format_version
+            )));
+        }
+        Ok(manifest)
+    }
+
+    pub fn model(&self, kind: ModelKind) -> Option<&ManifestModel> {
+        self.models.iter().find(|m| m.kind == kind)
+    }
+}
