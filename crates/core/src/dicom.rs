@@ -887,6 +887,35 @@ impl<'a> FrameDecoder<'a> {
         let bytes_per_sample = usize::from(self.layout.bits_allocated / 8);
         let frame_bytes = per_frame * bytes_per_sample;
         let rescale = Rescale::new(plane.slope, plane.intercept);
+        if self.encapsulated && self.parsed.transfer_syntax() == RLE_LOSSLESS {
+            // Our own RLE decoder: dicom-rs's panics on truncated segments (found by fuzzing),
+            // and a panic in the browser kills the worker.
+            let Some(Value::PixelSequence(sequence)) = self
+                .parsed
+                .dataset()
+                .get(tags::PIXEL_DATA)
+                .map(|e| e.value())
+            else {
+                return Err(ReadError::malformed(
+                    self.name,
+                    "RLE pixel data is not encapsulated",
+                ));
+            };
+            let fragment = sequence
+                .fragments()
+                .get(plane.frame as usize)
+                .ok_or_else(|| {
+                    ReadError::malformed(
+                        self.name,
+                        format!("no RLE fragment for frame {}", plane.frame),
+                    )
+                })?;
+            let bytes = decode_rle(fragment, per_frame, bytes_per_sample).map_err(|reason| {
+                ReadError::malformed(self.name, format!("frame {}: {reason}", plane.frame))
+            })?;
+            store(&bytes, false, &self.layout, rescale, destination, clamped);
+            return Ok(());
+        }
         if self.encapsulated {
             let Parsed::File(file) = self.parsed else {
                 return Err(ReadError::malformed(
@@ -991,6 +1020,69 @@ impl<'a> FrameDecoder<'a> {
         }
         Ok(())
     }
+}
+
+const RLE_LOSSLESS: &str = "1.2.840.10008.1.2.5";
+
+/// Decodes one RLE Lossless frame (DICOM PS3.5 annex G) of single-sample pixels into
+/// little-endian samples: a 64-byte header of segment offsets, then one PackBits segment
+/// per byte plane, most significant first.
+fn decode_rle(fragment: &[u8], pixels: usize, bytes_per_sample: usize) -> Result<Vec<u8>, String> {
+    let word = |at: usize| {
+        fragment
+            .get(at..at + 4)
+            .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize)
+    };
+    let segments = word(0).ok_or("RLE fragment shorter than its 64-byte header")?;
+    if segments != bytes_per_sample {
+        return Err(format!(
+            "RLE header lists {segments} segments, expected {bytes_per_sample}"
+        ));
+    }
+    let mut offsets: Vec<usize> = (0..segments)
+        .map(|i| word(4 + 4 * i).unwrap_or(usize::MAX))
+        .collect();
+    offsets.push(fragment.len());
+    let mut out = vec![0u8; pixels * bytes_per_sample];
+    for segment in 0..segments {
+        let (start, end) = (offsets[segment], offsets[segment + 1]);
+        let data = fragment
+            .get(start..end)
+            .ok_or("RLE segment offsets point outside the fragment")?;
+        // Segment 0 holds the most significant bytes; output is little endian.
+        let byte = bytes_per_sample - 1 - segment;
+        let mut written = 0usize;
+        let mut at = 0usize;
+        while written < pixels && at < data.len() {
+            let control = data[at] as i8;
+            at += 1;
+            if control >= 0 {
+                let run = control as usize + 1;
+                let literal = data
+                    .get(at..at + run)
+                    .ok_or("RLE literal run past the segment end (truncated)")?;
+                for &value in literal.iter().take(pixels - written) {
+                    out[written * bytes_per_sample + byte] = value;
+                    written += 1;
+                }
+                at += run;
+            } else if control != -128 {
+                let run = 1 - control as isize;
+                let value = *data.get(at).ok_or("RLE repeat run past the segment end (truncated)")?;
+                at += 1;
+                for _ in 0..(run as usize).min(pixels - written) {
+                    out[written * bytes_per_sample + byte] = value;
+                    written += 1;
+                }
+            }
+        }
+        if written < pixels {
+            return Err(format!(
+                "RLE segment {segment} decodes to {written} of {pixels} pixels (truncated)"
+            ));
+        }
+    }
+    Ok(out)
 }
 
 /// Modality rescale; integer fast path for the usual slope 1, integral intercept.
@@ -1140,6 +1232,32 @@ mod tests {
         }
         assert_eq!(Rescale::new(0.5, 0.0).apply(-3, &mut clamped), -2); // rounds half away from zero
         assert_eq!(clamped, 0);
+    }
+
+    #[test]
+    fn rle_decodes_runs_and_refuses_truncation() {
+        // 2 pixels of 16 bits: MSB plane [0x01, 0x01] as a repeat run, LSB plane [0x02, 0x03] literal.
+        let mut fragment = vec![0u8; 64];
+        fragment[0] = 2;
+        fragment[4] = 64;
+        fragment[8] = 66;
+        fragment.extend_from_slice(&[0xFF, 0x01]); // repeat 0x01 twice
+        fragment.extend_from_slice(&[0x01, 0x02, 0x03]); // literal of two bytes
+        assert_eq!(
+            decode_rle(&fragment, 2, 2).unwrap(),
+            vec![0x02, 0x01, 0x03, 0x01]
+        );
+        assert!(
+            decode_rle(&fragment[..68], 2, 2)
+                .unwrap_err()
+                .contains("truncated")
+        );
+        assert!(decode_rle(&fragment[..10], 2, 2).is_err());
+        assert!(
+            decode_rle(&fragment, 2, 1)
+                .unwrap_err()
+                .contains("segments")
+        );
     }
 
     #[test]
