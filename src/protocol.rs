@@ -69,6 +69,8 @@ impl VolumeHeader {
 #[serde(rename_all = "lowercase")]
 pub enum LoadStage {
     Downloading,
+    /// Reading the dropped files into memory.
+    Reading,
     Scanning,
     Decoding,
 }
@@ -77,6 +79,7 @@ impl LoadStage {
     pub fn label(self) -> &'static str {
         match self {
             LoadStage::Downloading => "Downloading",
+            LoadStage::Reading => "Reading files",
             LoadStage::Scanning => "Reading headers",
             LoadStage::Decoding => "Decoding pixels",
         }
