@@ -266,7 +266,9 @@ on other scanners, kernels and contrast is unmeasured; a CPTAC scan has no reads
 be among its negatives.\n\
 - All positives are LIDC nodules ≥ 3 mm marked by ≥ 3 of 4 readers; smaller or less certain nodules, masses \
 and non-LIDC scanners were not in training.\n\
-- No hyper-parameter search was run for these weights (`nodulens tune` is not implemented yet).\n\
+- No hyper-parameter search was run for these weights: they use the default configuration. \
+`nodulens tune` (a seeded random search over learning rate, weight decay and augmentation, scored on \
+validation only) exists but has not been run at full length.\n\
 - Research use only, not a medical device."
     );
     s

@@ -5,8 +5,10 @@ mod data;
 mod eval;
 mod export;
 mod metrics;
+mod plots;
 mod rng;
 mod train;
+mod tune;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -75,6 +77,30 @@ enum Command {
         #[command(flatten)]
         scans: ScanArgs,
     },
+    /// Random search over learning rate, weight decay and augmentation strength, each trial a
+    /// short training run scored on validation AUC only; writes <out>/tune.{json,md}.
+    Tune {
+        #[arg(value_enum)]
+        kind: Kind,
+        /// The shared data root (with lidc-crops/ and scans/).
+        #[arg(long)]
+        data: PathBuf,
+        #[arg(long, default_value = "target/nodulens-tune")]
+        out: PathBuf,
+        #[arg(long, default_value_t = 8)]
+        trials: usize,
+        /// Epochs per trial.
+        #[arg(long, default_value_t = 8)]
+        epochs: usize,
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+        #[arg(long, default_value_t = 32)]
+        batch_size: usize,
+        #[arg(long, value_parser = parse_widths, default_value = "16,32,64")]
+        widths: [usize; 3],
+        #[command(flatten)]
+        scans: ScanArgs,
+    },
     /// Evaluate the malignancy model on a folder laid out like lidc-crops (ratings 1, 2, 4, 5).
     EvalMalignancy {
         /// A folder with nodules.csv, images/, masks/ (or the shared data root).
@@ -92,6 +118,9 @@ enum Command {
         /// Write the full report (with per-nodule predictions) here.
         #[arg(long)]
         json: Option<PathBuf>,
+        /// Write the ROC curve and the confusion matrix as PNG into this folder.
+        #[arg(long)]
+        plots: Option<PathBuf>,
     },
     /// Evaluate the nodule model: crops as positives, negatives sampled as in training (seeded).
     EvalNodule {
@@ -106,6 +135,9 @@ enum Command {
         seed: Option<u64>,
         #[arg(long)]
         json: Option<PathBuf>,
+        /// Write the ROC curve and the confusion matrix as PNG into this folder.
+        #[arg(long)]
+        plots: Option<PathBuf>,
         #[command(flatten)]
         scans: ScanArgs,
     },
@@ -159,11 +191,21 @@ fn parse_widths(text: &str) -> Result<[usize; 3], String> {
     }
 }
 
-fn write_report(report: &serde_json::Value, json: Option<&PathBuf>) -> anyhow::Result<()> {
+fn write_report(
+    report: &serde_json::Value,
+    kind: ModelKind,
+    json: Option<&PathBuf>,
+    plots: Option<&PathBuf>,
+) -> anyhow::Result<()> {
     println!("{}", eval::summary_line(report));
     if let Some(path) = json {
         std::fs::write(path, serde_json::to_string_pretty(report)? + "\n")
             .with_context(|| format!("writing {}", path.display()))?;
+    }
+    if let Some(dir) = plots {
+        for path in plots::write(report, kind, dir)? {
+            println!("wrote {}", path.display());
+        }
     }
     Ok(())
 }
@@ -250,12 +292,49 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             );
             Ok(())
         }
+        Command::Tune {
+            kind,
+            data,
+            out,
+            trials,
+            epochs,
+            seed,
+            batch_size,
+            widths,
+            scans,
+        } => {
+            let results = tune::tune(&tune::TuneArgs {
+                kind: kind.into(),
+                data,
+                out: out.clone(),
+                cache: scans.cache,
+                trials,
+                epochs,
+                seed,
+                batch_size,
+                widths,
+                negatives_per_scan: scans.negatives_per_scan,
+            })?;
+            if let Some(best) = results.first() {
+                println!(
+                    "best validation AUC {:.4}: trial {} (lr {:.2e}, weight decay {:.2e}, augmentation {:.2}); table in {}",
+                    best.val_auc,
+                    best.trial,
+                    best.params.learning_rate,
+                    best.params.weight_decay,
+                    best.params.augmentation,
+                    out.join("tune.md").display()
+                );
+            }
+            Ok(())
+        }
         Command::EvalMalignancy {
             data,
             models,
             split,
             seed,
             json,
+            plots,
         } => {
             let report = eval::evaluate(&eval::EvalArgs {
                 kind: ModelKind::Malignancy,
@@ -266,7 +345,12 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 cache: PathBuf::from("target/test-scans"),
                 negatives_per_scan: 0,
             })?;
-            write_report(&report, json.as_ref())
+            write_report(
+                &report,
+                ModelKind::Malignancy,
+                json.as_ref(),
+                plots.as_ref(),
+            )
         }
         Command::EvalNodule {
             data,
@@ -274,6 +358,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             split,
             seed,
             json,
+            plots,
             scans,
         } => {
             let report = eval::evaluate(&eval::EvalArgs {
@@ -285,7 +370,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 cache: scans.cache,
                 negatives_per_scan: scans.negatives_per_scan,
             })?;
-            write_report(&report, json.as_ref())
+            write_report(&report, ModelKind::Nodule, json.as_ref(), plots.as_ref())
         }
         Command::Export {
             runs,

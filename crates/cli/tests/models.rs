@@ -1,5 +1,6 @@
 //! The shipped models through the CLI: `eval-malignancy` on the held-out test patients of the
-//! shared crops (skipped where ../shared/data is absent), and a clean error on a bad folder.
+//! shared crops (skipped where ../shared/data is absent), `--plots` on the committed fixture, and
+//! a clean error on a bad folder.
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -60,6 +61,51 @@ fn eval_malignancy_reports_the_issue_keys_on_test_patients() {
     let ci = report["auc_ci95"].as_array().unwrap();
     assert!(ci[0].as_f64().unwrap() <= auc && auc <= ci[1].as_f64().unwrap());
     assert!(auc > 0.85, "test AUC {auc}");
+}
+
+/// `--plots` on the committed fixture (8 crops): both commands write a ROC curve and a confusion
+/// matrix that decode as PNG and have drawing on them.
+#[test]
+fn eval_plots_are_written_on_the_fixture() {
+    let dir = std::env::temp_dir().join(format!("nodulens-plots-cli-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    for (command, kind) in [("eval-malignancy", "malignancy"), ("eval-nodule", "nodule")] {
+        let output = Command::new(env!("CARGO_BIN_EXE_nodulens"))
+            .current_dir(repo())
+            .args([command, "--data", "tests/fixtures/model", "--plots"])
+            .arg(&dir)
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "{command}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        for plot in ["roc", "confusion"] {
+            let path = dir.join(format!("{kind}-{plot}.png"));
+            let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            assert!(
+                bytes.starts_with(b"\x89PNG\r\n\x1a\n"),
+                "{}",
+                path.display()
+            );
+            let img = image::load_from_memory_with_format(&bytes, image::ImageFormat::Png)
+                .unwrap()
+                .to_rgb8();
+            assert!(img.width() >= 400 && img.height() >= 400);
+            let total = (img.width() * img.height()) as usize;
+            let inked = img.pixels().filter(|p| p.0 != [255, 255, 255]).count();
+            let colours: std::collections::HashSet<[u8; 3]> = img.pixels().map(|p| p.0).collect();
+            // Axes, text and the curve or the shaded cells: neither blank nor one flat fill.
+            assert!(
+                inked > total / 100 && inked < total * 9 / 10 && colours.len() > 20,
+                "{}: {inked} of {total} pixels inked, {} colours",
+                path.display(),
+                colours.len()
+            );
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]

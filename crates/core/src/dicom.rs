@@ -143,16 +143,55 @@ fn check_lengths(bytes: &[u8], start: usize) -> Result<(), String> {
         "1.2.840.10008.1.2.1.99" | "1.2.840.10008.1.2.4.95" => return Ok(()), // deflated: lengths are inside the stream
         _ => (true, false),
     };
+    // A linear walk through nested data sets too: sequences and items are entered (only
+    // their headers skipped), so a bogus length deep inside a sequence is caught as well.
+    // Encapsulated pixel data holds fragments, not elements: those are skipped whole.
+    let mut in_fragments = false;
     while at + 8 <= bytes.len() {
         let group = u16_at(at, big_endian).unwrap_or(0);
         let element = u16_at(at + 2, big_endian).unwrap_or(0);
+        if group == 0xFFFE {
+            let length = u32_at(at + 4, big_endian).unwrap_or(0) as usize;
+            match element {
+                0xE000 if in_fragments && length != u32::MAX as usize => {
+                    if at + 8 + length > bytes.len() {
+                        return Err(format!(
+                            "a pixel data fragment claims {length} bytes but the file ends first (truncated)"
+                        ));
+                    }
+                    at += 8 + length;
+                }
+                0xE0DD => {
+                    in_fragments = false;
+                    at += 8;
+                }
+                _ => at += 8,
+            }
+            continue;
+        }
         let (length, header) = if explicit {
             explicit_length(bytes, at, big_endian).ok_or("an element header is cut short")?
         } else {
             (u32_at(at + 4, big_endian).unwrap_or(0) as usize, 8)
         };
         if length == u32::MAX as usize {
-            return Ok(());
+            in_fragments = (group, element) == (0x7FE0, 0x0010);
+            at += header;
+            continue;
+        }
+        let item_start = if big_endian {
+            [0xFF, 0xFE, 0xE0, 0x00]
+        } else {
+            [0xFE, 0xFF, 0x00, 0xE0]
+        };
+        let is_sequence = if explicit {
+            bytes.get(at + 4..at + 6) == Some(b"SQ")
+        } else {
+            bytes.get(at + header..at + header + 4) == Some(&item_start[..])
+        };
+        if is_sequence {
+            at += header;
+            continue;
         }
         if at + header + length > bytes.len() {
             let what = if (group, element) == (0x7FE0, 0x0010) {
@@ -1068,7 +1107,9 @@ fn decode_rle(fragment: &[u8], pixels: usize, bytes_per_sample: usize) -> Result
                 at += run;
             } else if control != -128 {
                 let run = 1 - control as isize;
-                let value = *data.get(at).ok_or("RLE repeat run past the segment end (truncated)")?;
+                let value = *data
+                    .get(at)
+                    .ok_or("RLE repeat run past the segment end (truncated)")?;
                 at += 1;
                 for _ in 0..(run as usize).min(pixels - written) {
                     out[written * bytes_per_sample + byte] = value;
