@@ -103,41 +103,13 @@ enum Command {
     },
     /// Evaluate the malignancy model on a folder laid out like lidc-crops (ratings 1, 2, 4, 5).
     EvalMalignancy {
-        /// A folder with nodules.csv, images/, masks/ (or the shared data root).
-        #[arg(long)]
-        data: PathBuf,
-        /// models/ (manifest.json) or a training output folder.
-        #[arg(long, default_value = "models")]
-        models: PathBuf,
-        /// Which patients: all, or the train/val/test split of the model's seed.
-        #[arg(long, default_value = "all")]
-        split: String,
-        /// Split seed (default: the model's training seed).
-        #[arg(long)]
-        seed: Option<u64>,
-        /// Write the full report (with per-nodule predictions) here.
-        #[arg(long)]
-        json: Option<PathBuf>,
-        /// Write the ROC curve and the confusion matrix as PNG into this folder.
-        #[arg(long)]
-        plots: Option<PathBuf>,
+        #[command(flatten)]
+        eval: EvalOptions,
     },
     /// Evaluate the nodule model: crops as positives, negatives sampled as in training (seeded).
     EvalNodule {
-        /// The shared data root (lidc-crops/ and scans/), or a lidc-crops-like folder.
-        #[arg(long)]
-        data: PathBuf,
-        #[arg(long, default_value = "models")]
-        models: PathBuf,
-        #[arg(long, default_value = "all")]
-        split: String,
-        #[arg(long)]
-        seed: Option<u64>,
-        #[arg(long)]
-        json: Option<PathBuf>,
-        /// Write the ROC curve and the confusion matrix as PNG into this folder.
-        #[arg(long)]
-        plots: Option<PathBuf>,
+        #[command(flatten)]
+        eval: EvalOptions,
         #[command(flatten)]
         scans: ScanArgs,
     },
@@ -153,6 +125,48 @@ enum Command {
         #[command(flatten)]
         scans: ScanArgs,
     },
+}
+
+/// What both `eval-*` commands take.
+#[derive(clap::Args)]
+struct EvalOptions {
+    /// A folder with nodules.csv, images/, masks/ (or the shared data root).
+    #[arg(long)]
+    data: PathBuf,
+    /// models/ (manifest.json) or a training output folder.
+    #[arg(long, default_value = "models")]
+    models: PathBuf,
+    /// Which patients: all, or the train/val/test split of the model's seed.
+    #[arg(long, default_value = "all")]
+    split: String,
+    /// Split seed (default: the model's training seed).
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Write the full report (with per-case predictions) here.
+    #[arg(long)]
+    json: Option<PathBuf>,
+    /// Write the ROC curve and the confusion matrix as PNG into this folder.
+    #[arg(long)]
+    plots: Option<PathBuf>,
+}
+
+/// Evaluates one model and writes its report.
+fn run_eval(
+    kind: ModelKind,
+    options: EvalOptions,
+    cache: PathBuf,
+    negatives_per_scan: usize,
+) -> anyhow::Result<()> {
+    let report = eval::evaluate(&eval::EvalArgs {
+        kind,
+        data: options.data,
+        models: options.models,
+        split: data::Split::parse(&options.split)?,
+        seed: options.seed,
+        cache,
+        negatives_per_scan,
+    })?;
+    write_report(&report, kind, options.json.as_ref(), options.plots.as_ref())
 }
 
 #[derive(clap::Args)]
@@ -328,50 +342,21 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             }
             Ok(())
         }
-        Command::EvalMalignancy {
-            data,
-            models,
-            split,
-            seed,
-            json,
-            plots,
-        } => {
-            let report = eval::evaluate(&eval::EvalArgs {
-                kind: ModelKind::Malignancy,
-                data,
-                models,
-                split: data::Split::parse(&split)?,
-                seed,
-                cache: PathBuf::from("target/test-scans"),
-                negatives_per_scan: 0,
-            })?;
-            write_report(
-                &report,
+        Command::EvalMalignancy { eval } => {
+            // Malignancy is scored on nodules only: no scan negatives.
+            run_eval(
                 ModelKind::Malignancy,
-                json.as_ref(),
-                plots.as_ref(),
+                eval,
+                PathBuf::from("target/test-scans"),
+                0,
             )
         }
-        Command::EvalNodule {
-            data,
-            models,
-            split,
-            seed,
-            json,
-            plots,
-            scans,
-        } => {
-            let report = eval::evaluate(&eval::EvalArgs {
-                kind: ModelKind::Nodule,
-                data,
-                models,
-                split: data::Split::parse(&split)?,
-                seed,
-                cache: scans.cache,
-                negatives_per_scan: scans.negatives_per_scan,
-            })?;
-            write_report(&report, ModelKind::Nodule, json.as_ref(), plots.as_ref())
-        }
+        Command::EvalNodule { eval, scans } => run_eval(
+            ModelKind::Nodule,
+            eval,
+            scans.cache,
+            scans.negatives_per_scan,
+        ),
         Command::Export {
             runs,
             data,
