@@ -108,16 +108,6 @@ fn check_lengths(bytes: &[u8], start: usize) -> Result<(), String> {
             }
         })
     };
-    let u32_at = |at: usize, be: bool| {
-        bytes.get(at..at + 4).map(|b| {
-            let a = [b[0], b[1], b[2], b[3]];
-            if be {
-                u32::from_be_bytes(a)
-            } else {
-                u32::from_le_bytes(a)
-            }
-        })
-    };
     // The meta group: always explicit VR little endian.
     let mut at = start;
     let mut syntax = String::new();
@@ -140,8 +130,49 @@ fn check_lengths(bytes: &[u8], start: usize) -> Result<(), String> {
     let (explicit, big_endian) = match syntax.as_str() {
         "1.2.840.10008.1.2" => (false, false),
         "1.2.840.10008.1.2.2" => (true, true),
-        "1.2.840.10008.1.2.1.99" | "1.2.840.10008.1.2.4.95" => return Ok(()), // deflated: lengths are inside the stream
+        "1.2.840.10008.1.2.1.99" => {
+            // Deflated: walk the inflated data set (capped, so a deflate bomb stops here too).
+            let mut inflated = Vec::new();
+            std::io::Read::read_to_end(
+                &mut std::io::Read::take(
+                    flate2::read::DeflateDecoder::new(&bytes[at.min(bytes.len())..]),
+                    1 << 30,
+                ),
+                &mut inflated,
+            )
+            .map_err(|e| format!("the deflated data set is corrupt ({e})"))?;
+            return walk_data_set(&inflated, 0, true, false);
+        }
         _ => (true, false),
+    };
+    walk_data_set(bytes, at, explicit, big_endian)
+}
+
+/// The element walk of [`check_lengths`] over a data set starting at `at`.
+fn walk_data_set(
+    bytes: &[u8],
+    mut at: usize,
+    explicit: bool,
+    big_endian: bool,
+) -> Result<(), String> {
+    let u16_at = |at: usize, be: bool| {
+        bytes.get(at..at + 2).map(|b| {
+            if be {
+                u16::from_be_bytes([b[0], b[1]])
+            } else {
+                u16::from_le_bytes([b[0], b[1]])
+            }
+        })
+    };
+    let u32_at = |at: usize, be: bool| {
+        bytes.get(at..at + 4).map(|b| {
+            let a = [b[0], b[1], b[2], b[3]];
+            if be {
+                u32::from_be_bytes(a)
+            } else {
+                u32::from_le_bytes(a)
+            }
+        })
     };
     // A linear walk through nested data sets too: sequences and items are entered (only
     // their headers skipped), so a bogus length deep inside a sequence is caught as well.
