@@ -89,6 +89,24 @@ fn sniff(bytes: &[u8]) -> Sniff {
     }
 }
 
+fn read_u16(bytes: &[u8], at: usize, big_endian: bool) -> Option<u16> {
+    let b: [u8; 2] = bytes.get(at..at + 2)?.try_into().ok()?;
+    Some(if big_endian {
+        u16::from_be_bytes(b)
+    } else {
+        u16::from_le_bytes(b)
+    })
+}
+
+fn read_u32(bytes: &[u8], at: usize, big_endian: bool) -> Option<u32> {
+    let b: [u8; 4] = bytes.get(at..at + 4)?.try_into().ok()?;
+    Some(if big_endian {
+        u32::from_be_bytes(b)
+    } else {
+        u32::from_le_bytes(b)
+    })
+}
+
 /// VRs whose explicit encoding has a 4-byte length after 2 reserved bytes.
 const LONG_VRS: [&[u8; 2]; 13] = [
     b"OB", b"OW", b"OF", b"SQ", b"UT", b"UN", b"UC", b"UR", b"OD", b"OL", b"OV", b"SV", b"UV",
@@ -96,23 +114,14 @@ const LONG_VRS: [&[u8; 2]; 13] = [
 
 /// Walks the top-level element headers and refuses a file whose declared lengths run past
 /// its end, before dicom-rs allocates them: a truncated file or one whose transfer syntax is
-/// mislabelled would otherwise cost gigabytes of zero-filled buffers. Undefined lengths
-/// (sequences, encapsulated pixel data) end the walk, which is then inconclusive, not failed.
+/// mislabelled would otherwise cost gigabytes of zero-filled buffers. Sequences and items are
+/// walked into; deflated data sets are inflated (capped) and walked.
 fn check_lengths(bytes: &[u8], start: usize) -> Result<(), String> {
-    let u16_at = |at: usize, be: bool| {
-        bytes.get(at..at + 2).map(|b| {
-            if be {
-                u16::from_be_bytes([b[0], b[1]])
-            } else {
-                u16::from_le_bytes([b[0], b[1]])
-            }
-        })
-    };
     // The meta group: always explicit VR little endian.
     let mut at = start;
     let mut syntax = String::new();
-    while u16_at(at, false) == Some(0x0002) {
-        let element = u16_at(at + 2, false).unwrap_or(0);
+    while read_u16(bytes, at, false) == Some(0x0002) {
+        let element = read_u16(bytes, at + 2, false).unwrap_or(0);
         let (length, header) =
             explicit_length(bytes, at, false).ok_or("the file meta group is cut short")?;
         if at + header + length > bytes.len() {
@@ -155,34 +164,15 @@ fn walk_data_set(
     explicit: bool,
     big_endian: bool,
 ) -> Result<(), String> {
-    let u16_at = |at: usize, be: bool| {
-        bytes.get(at..at + 2).map(|b| {
-            if be {
-                u16::from_be_bytes([b[0], b[1]])
-            } else {
-                u16::from_le_bytes([b[0], b[1]])
-            }
-        })
-    };
-    let u32_at = |at: usize, be: bool| {
-        bytes.get(at..at + 4).map(|b| {
-            let a = [b[0], b[1], b[2], b[3]];
-            if be {
-                u32::from_be_bytes(a)
-            } else {
-                u32::from_le_bytes(a)
-            }
-        })
-    };
     // A linear walk through nested data sets too: sequences and items are entered (only
     // their headers skipped), so a bogus length deep inside a sequence is caught as well.
     // Encapsulated pixel data holds fragments, not elements: those are skipped whole.
     let mut in_fragments = false;
     while at + 8 <= bytes.len() {
-        let group = u16_at(at, big_endian).unwrap_or(0);
-        let element = u16_at(at + 2, big_endian).unwrap_or(0);
+        let group = read_u16(bytes, at, big_endian).unwrap_or(0);
+        let element = read_u16(bytes, at + 2, big_endian).unwrap_or(0);
         if group == 0xFFFE {
-            let length = u32_at(at + 4, big_endian).unwrap_or(0) as usize;
+            let length = read_u32(bytes, at + 4, big_endian).unwrap_or(0) as usize;
             match element {
                 0xE000 if in_fragments && length != u32::MAX as usize => {
                     if at + 8 + length > bytes.len() {
@@ -203,7 +193,7 @@ fn walk_data_set(
         let (length, header) = if explicit {
             explicit_length(bytes, at, big_endian).ok_or("an element header is cut short")?
         } else {
-            (u32_at(at + 4, big_endian).unwrap_or(0) as usize, 8)
+            (read_u32(bytes, at + 4, big_endian).unwrap_or(0) as usize, 8)
         };
         if length == u32::MAX as usize {
             in_fragments = (group, element) == (0x7FE0, 0x0010);
