@@ -107,9 +107,11 @@ fn read_u32(bytes: &[u8], at: usize, big_endian: bool) -> Option<u32> {
     })
 }
 
-/// VRs whose explicit encoding has a 4-byte length after 2 reserved bytes.
-const LONG_VRS: [&[u8; 2]; 13] = [
-    b"OB", b"OW", b"OF", b"SQ", b"UT", b"UN", b"UC", b"UR", b"OD", b"OL", b"OV", b"SV", b"UV",
+/// VRs whose explicit encoding has a 2-byte length. Every other VR, including an unknown one
+/// (which dicom-rs reads as UN), has 2 reserved bytes and a 4-byte length.
+const SHORT_VRS: [&[u8; 2]; 21] = [
+    b"AE", b"AS", b"AT", b"CS", b"DA", b"DS", b"DT", b"FL", b"FD", b"IS", b"LO", b"LT", b"PN",
+    b"SH", b"SL", b"SS", b"ST", b"TM", b"UI", b"UL", b"US",
 ];
 
 /// Walks the top-level element headers and refuses a file whose declared lengths run past
@@ -233,7 +235,7 @@ fn walk_data_set(
 /// Length and header size of an explicit-VR element at `at`.
 fn explicit_length(bytes: &[u8], at: usize, big_endian: bool) -> Option<(usize, usize)> {
     let vr: &[u8; 2] = bytes.get(at + 4..at + 6)?.try_into().ok()?;
-    if LONG_VRS.contains(&vr) {
+    if !SHORT_VRS.contains(&vr) {
         let b = bytes.get(at + 8..at + 12)?;
         let a = [b[0], b[1], b[2], b[3]];
         Some((
