@@ -985,7 +985,23 @@ impl<'a> FrameDecoder<'a> {
                     "compressed pixel data without a file meta group",
                 ));
             };
-            let decoded = file.decode_pixel_data_frame(plane.frame).map_err(|e| {
+            // dicom-rs's codec adapters can panic on corrupt data (cargo fuzz found one in
+            // JPEG 2000); natively that becomes an error here. (In wasm a panic aborts, which
+            // the app reports as a decoder failure.)
+            let attempt = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                file.decode_pixel_data_frame(plane.frame)
+            }))
+            .map_err(|_| {
+                ReadError::malformed(
+                    self.name,
+                    format!(
+                        "frame {}: the decoder failed on corrupt compressed data [transfer syntax {}]",
+                        plane.frame,
+                        self.parsed.transfer_syntax()
+                    ),
+                )
+            })?;
+            let decoded = attempt.map_err(|e| {
                 ReadError::malformed(
                     self.name,
                     format!(
