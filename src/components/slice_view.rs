@@ -23,7 +23,7 @@ use yew::prelude::*;
 use crate::decoder::now_ms;
 use crate::state::{Action, AppState, Readout, ViewState, VolumeRef};
 
-#[derive(Properties, PartialEq)]
+#[derive(Properties, PartialEq, Clone)]
 pub struct SliceViewProps {
     pub loaded: VolumeRef,
     pub plane: Plane,
@@ -207,14 +207,7 @@ pub fn slice_view(props: &SliceViewProps) -> Html {
         let canvas_ref = canvas_ref.clone();
         let cache = cache.clone();
         let deps = (props.loaded.clone(), props.view, props.window, *resized);
-        let props_now = SliceViewProps {
-            loaded: props.loaded.clone(),
-            plane,
-            view: props.view,
-            window: props.window,
-            active: props.active,
-            dispatch: props.dispatch.clone(),
-        };
+        let props_now = props.clone();
         use_effect_with(deps, move |_| {
             if let Some(canvas) = canvas_ref.cast::<HtmlCanvasElement>() {
                 draw(&canvas, &mut cache.borrow_mut(), &props_now);
@@ -299,14 +292,7 @@ pub fn slice_view(props: &SliceViewProps) -> Html {
         let drag = drag.clone();
         let dispatch = props.dispatch.clone();
         let range = props.loaded.value_range();
-        let props_now = SliceViewProps {
-            loaded: props.loaded.clone(),
-            plane,
-            view: props.view,
-            window: props.window,
-            active: props.active,
-            dispatch: props.dispatch.clone(),
-        };
+        let props_now = props.clone();
         Callback::from(move |e: PointerEvent| {
             if let Some(d) = *drag.borrow() {
                 let dx = f64::from(e.client_x()) - d.x;
