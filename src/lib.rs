@@ -9,4 +9,6 @@ pub mod display;
 pub mod protocol;
 
 #[cfg(target_arch = "wasm32")]
+pub mod inference;
+#[cfg(target_arch = "wasm32")]
 pub mod worker;

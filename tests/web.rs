@@ -75,3 +75,172 @@ fn nifti_metaimage_and_zip_decode_in_the_browser() {
     let zip = series(vec![fixture!("dicom/series.zip")]).expect("zip");
     assert!(nifti.voxels == mhd.voxels && mhd.voxels == zip.voxels);
 }
+
+/// The shipped models in the browser, on the CPU and on WebGPU, against the probabilities
+/// recorded natively (`tests/fixtures/model/outputs.json`, checked natively by
+/// `crates/model/tests/parity.rs`).
+mod models {
+    use super::series;
+    use nodulens_app::inference::{cpu_device, webgpu_device};
+    use nodulens_model::reference::{self, ReferenceOutputs, TOLERANCE};
+    use nodulens_model::{Classifier, Device, Manifest, ModelKind};
+    use wasm_bindgen_test::{console_log, wasm_bindgen_test};
+
+    macro_rules! repo_file {
+        ($path:literal) => {
+            include_bytes!(concat!(env!("CARGO_MANIFEST_DIR"), "/", $path))
+        };
+    }
+    macro_rules! crop {
+        ($name:literal) => {
+            (
+                concat!("images/", $name),
+                include_bytes!(concat!(
+                    env!("CARGO_MANIFEST_DIR"),
+                    "/tests/fixtures/model/images/",
+                    $name
+                ))
+                .as_slice(),
+            )
+        };
+    }
+
+    const CROPS: [(&str, &[u8]); 8] = [
+        crop!("LIDC-IDRI-0031_R_3.nii.gz"),
+        crop!("LIDC-IDRI-0096_R_1.nii.gz"),
+        crop!("LIDC-IDRI-0113_R_1.nii.gz"),
+        crop!("LIDC-IDRI-0185_R_4.nii.gz"),
+        crop!("LIDC-IDRI-0193_R_1.nii.gz"),
+        crop!("LIDC-IDRI-0309_R_2.nii.gz"),
+        crop!("LIDC-IDRI-0678_R_1.nii.gz"),
+        crop!("LIDC-IDRI-1003_R_3.nii.gz"),
+    ];
+    const OUTPUTS: &str = include_str!(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/model/outputs.json"
+    ));
+    const MANIFEST: &str =
+        include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/models/manifest.json"));
+
+    fn weights(kind: ModelKind) -> &'static [u8] {
+        match kind {
+            ModelKind::Nodule => repo_file!("models/nodule.bpk"),
+            ModelKind::Malignancy => repo_file!("models/malignancy.bpk"),
+        }
+    }
+
+    fn load(kind: ModelKind, device: &Device) -> Classifier {
+        let manifest = Manifest::from_json(MANIFEST).expect("manifest");
+        let entry = manifest.model(kind).expect("model in manifest");
+        Classifier::from_manifest(entry, weights(kind).to_vec(), device).expect("weights load")
+    }
+
+    /// The reference patches, made in the browser from the crops by the one preprocessing
+    /// function, and the recorded outputs.
+    fn reference_inputs() -> (Vec<f32>, ReferenceOutputs) {
+        let recorded: ReferenceOutputs = serde_json::from_str(OUTPUTS).expect("outputs.json");
+        let volumes: Vec<_> = recorded
+            .cases
+            .iter()
+            .map(|case| {
+                let (name, bytes) = CROPS
+                    .iter()
+                    .find(|(name, _)| *name == case.image)
+                    .unwrap_or_else(|| panic!("{} not bundled in this test", case.image));
+                series(vec![(name.to_string(), bytes.to_vec())]).expect("crop decodes")
+            })
+            .collect();
+        let inputs: Vec<_> = volumes
+            .iter()
+            .zip(&recorded.cases)
+            .map(|(v, case)| {
+                let center = reference::center_of(v);
+                let moved = (0..3).map(|a| (center[a] - case.center_lps[a]).abs());
+                assert!(moved.fold(0.0, f64::max) < 1e-9, "{}", case.image);
+                (v, center)
+            })
+            .collect();
+        let patches =
+            reference::patches(&inputs, &load(ModelKind::Nodule, &cpu_device()).preprocess);
+        (patches, recorded)
+    }
+
+    async fn matches_native(device: Device, backend: &str) {
+        let (patches, recorded) = reference_inputs();
+        for kind in ModelKind::ALL {
+            let classifier = load(kind, &device);
+            let got = classifier.predict_async(&patches).await.expect("inference");
+            let expected: Vec<f32> = recorded
+                .cases
+                .iter()
+                .map(|c| match kind {
+                    ModelKind::Nodule => c.p_nodule,
+                    ModelKind::Malignancy => c.p_malignant,
+                })
+                .collect();
+            let diff = reference::max_difference(&expected, &got).expect("outputs");
+            console_log!(
+                "{} on {backend}: max |browser − native| = {diff:e}",
+                kind.name()
+            );
+            assert!(
+                diff <= TOLERANCE,
+                "{} on {backend} differs from native by {diff}",
+                kind.name()
+            );
+        }
+    }
+
+    #[wasm_bindgen_test]
+    async fn shipped_models_match_native_on_the_browser_cpu() {
+        matches_native(cpu_device(), "CPU").await;
+    }
+
+    #[wasm_bindgen_test]
+    async fn shipped_models_match_native_on_webgpu() {
+        // webdriver.json starts Chromium with --enable-unsafe-webgpu (SwiftShader), so an
+        // adapter must be there: a missing one is a failure, not a skip.
+        let device = webgpu_device()
+            .await
+            .expect("a WebGPU adapter (Chromium with --enable-unsafe-webgpu)");
+        matches_native(device, "WebGPU").await;
+    }
+
+    /// Patches per second of each model in batches of 64, on the CPU and on WebGPU.
+    #[wasm_bindgen_test]
+    #[ignore = "benchmark, not a test: run by scripts/bench_browser_models.sh"]
+    async fn model_throughput_in_the_browser() {
+        const BATCH: usize = 64;
+        let (patches, _) = reference_inputs();
+        let batch: Vec<f32> = patches
+            .iter()
+            .cycle()
+            .take(patches.len() * BATCH / 8)
+            .copied()
+            .collect();
+        let mut devices = vec![("CPU", cpu_device())];
+        match webgpu_device().await {
+            Ok(device) => devices.push(("WebGPU", device)),
+            Err(e) => console_log!("WebGPU: no adapter ({e}), skipped"),
+        }
+        for (backend, device) in devices {
+            for kind in ModelKind::ALL {
+                let classifier = load(kind, &device);
+                // Warm-up: shader compilation, allocator.
+                classifier.predict_async(&batch).await.expect("inference");
+                let start = js_sys::Date::now();
+                let mut runs = 0;
+                while runs < 3 || js_sys::Date::now() - start < 3000.0 {
+                    classifier.predict_async(&batch).await.expect("inference");
+                    runs += 1;
+                }
+                let seconds = (js_sys::Date::now() - start) / 1000.0;
+                console_log!(
+                    "BENCH {} {backend} batch {BATCH}: {:.1} patches/s ({runs} batches in {seconds:.2} s)",
+                    kind.name(),
+                    (runs * BATCH) as f64 / seconds
+                );
+            }
+        }
+    }
+}

@@ -119,24 +119,42 @@ const SHORT_VRS: [&[u8; 2]; 21] = [
 /// mislabelled would otherwise cost gigabytes of zero-filled buffers. Sequences and items are
 /// walked into; deflated data sets are inflated (capped) and walked.
 fn check_lengths(bytes: &[u8], start: usize) -> Result<(), String> {
-    // The meta group: always explicit VR little endian.
+    // The meta group: always explicit VR little endian. dicom-rs reads it as its group length
+    // (0002,0000) says: whole elements, of any group, until that many bytes are consumed; the
+    // data set starts where that ends, so the walk must end there too.
     let mut at = start;
     let mut syntax = String::new();
-    while read_u16(bytes, at, false) == Some(0x0002) {
+    let group_length = match explicit_length(bytes, at, false) {
+        Some((4, header))
+            if read_u16(bytes, at, false) == Some(0x0002)
+                && read_u16(bytes, at + 2, false) == Some(0x0000) =>
+        {
+            let length =
+                read_u32(bytes, at + header, false).ok_or("the file meta group is cut short")?;
+            at += header + 4;
+            length as usize
+        }
+        // dicom-rs refuses a meta group that does not start with its length.
+        _ => return Ok(()),
+    };
+    let mut consumed = 0usize;
+    while consumed < group_length {
+        let group = read_u16(bytes, at, false).unwrap_or(0);
         let element = read_u16(bytes, at + 2, false).unwrap_or(0);
         let (length, header) =
             explicit_length(bytes, at, false).ok_or("the file meta group is cut short")?;
-        if at + header + length > bytes.len() {
+        if length == u32::MAX as usize || at + header + length > bytes.len() {
             return Err(format!(
-                "meta element (0002,{element:04X}) claims {length} bytes but the file ends first (truncated)"
+                "meta element ({group:04X},{element:04X}) claims {length} bytes but the file ends first (truncated)"
             ));
         }
-        if element == 0x0010 {
+        if (group, element) == (0x0002, 0x0010) {
             syntax = String::from_utf8_lossy(&bytes[at + header..at + header + length])
                 .trim_end_matches(['\0', ' '])
                 .to_owned();
         }
         at += header + length;
+        consumed += header + length;
     }
     let (explicit, big_endian) = match syntax.as_str() {
         "1.2.840.10008.1.2" => (false, false),

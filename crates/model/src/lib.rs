@@ -26,9 +26,12 @@ use nodulens_core::preprocess::{PreprocessConfig, VIEWS};
 use serde::{Deserialize, Serialize};
 
 pub mod manifest;
+pub mod reference;
 #[cfg(feature = "train")]
 pub mod train;
 
+/// The runtime device type, for callers that pick one (the browser app, the CLI).
+pub use burn::tensor::Device;
 pub use manifest::{Manifest, ManifestModel, Provenance};
 
 /// What can go wrong loading or running a model.
