@@ -290,14 +290,14 @@ fn parse(bytes: &[u8], name: &str, headers_only: bool) -> Result<Option<Parsed>,
         ReadError::malformed(name, format!("not a readable DICOM file ({e})"))
     };
     let sniffed = sniff(bytes);
-    let meta_start = match sniffed {
-        Sniff::Preamble => Some(132),
-        Sniff::MetaOnly => Some(4),
-        Sniff::Bare | Sniff::NotDicom => None,
+    let checked = match sniffed {
+        Sniff::Preamble => check_lengths(bytes, 132),
+        Sniff::MetaOnly => check_lengths(bytes, 4),
+        // A bare data set: implicit VR little endian from the first byte.
+        Sniff::Bare => walk_data_set(bytes, 0, false, false),
+        Sniff::NotDicom => Ok(()),
     };
-    if let Some(start) = meta_start {
-        check_lengths(bytes, start).map_err(|reason| ReadError::malformed(name, reason))?;
-    }
+    checked.map_err(|reason| ReadError::malformed(name, reason))?;
     match sniffed {
         Sniff::Preamble => options()
             .read_preamble(ReadPreamble::Always)
