@@ -120,7 +120,27 @@ fn report(progress: LoadProgress) {
     }
 }
 
-fn decode(source: &dyn FileSource, spacing: [f64; 3]) {
+/// Milliseconds since the worker started (`performance.now()` of the worker scope).
+fn now_ms() -> f64 {
+    scope()
+        .performance()
+        .map(|p| p.now())
+        .unwrap_or_else(js_sys::Date::now)
+}
+
+/// Where the time of one open went, in the worker's console (read by the browser benchmark,
+/// and a first clue for anyone asking why a scan opens slowly).
+fn log_timings(read_ms: f64, decode_ms: f64, handoff_ms: f64) {
+    web_sys::console::log_1(
+        &format!(
+            "nodulens timings: read files {read_ms:.0} ms, decode {decode_ms:.0} ms, hand-off {handoff_ms:.0} ms"
+        )
+        .into(),
+    );
+}
+
+fn decode(source: &dyn FileSource, spacing: [f64; 3], read_ms: f64) {
+    let started = now_ms();
     let options = OpenOptions {
         stack_spacing_mm: spacing,
         ..OpenOptions::default()
@@ -131,6 +151,7 @@ fn decode(source: &dyn FileSource, spacing: [f64; 3]) {
         // messages, so there is never a reason to stop from here.
         true
     });
+    let decoded = now_ms();
     match result {
         Ok(mut volume) => {
             let header = VolumeHeader::of(&volume);
@@ -142,6 +163,7 @@ fn decode(source: &dyn FileSource, spacing: [f64; 3]) {
                 header: Box::new(header),
                 voxels,
             });
+            log_timings(read_ms, decoded - started, now_ms() - decoded);
         }
         Err(e) => post(&Response::Failed {
             message: e.to_string(),
@@ -177,8 +199,9 @@ fn handle(request: Request) {
     match request {
         Request::Open { files, spacing } => {
             wasm_bindgen_futures::spawn_local(async move {
+                let started = now_ms();
                 match PrefetchedFiles::read_all(files).await {
-                    Ok(source) => decode(&source, spacing),
+                    Ok(source) => decode(&source, spacing, now_ms() - started),
                     Err(message) => post(&Response::Failed { message }),
                 }
             });
@@ -190,8 +213,13 @@ fn handle(request: Request) {
                     done: 0,
                     total: 0,
                 });
+                let started = now_ms();
                 match fetch_bytes(&url).await {
-                    Ok(bytes) => decode(&MemoryFiles::new(vec![(name, bytes)]), spacing),
+                    Ok(bytes) => decode(
+                        &MemoryFiles::new(vec![(name, bytes)]),
+                        spacing,
+                        now_ms() - started,
+                    ),
                     Err(message) => post(&Response::Failed { message }),
                 }
             });

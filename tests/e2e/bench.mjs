@@ -39,6 +39,9 @@ const browser = await launch();
 const results = [];
 for (let run = 0; run <= runs; run++) {
   const page = await browser.newPage();
+  page.on('console', (m) => {
+    if (run > 0 && m.text().startsWith('nodulens timings')) console.log(`run ${run}: ${m.text()}`);
+  });
   await page.goto(url);
   await page.locator('[data-testid="file-input"]').waitFor({ state: 'attached' });
   const before = Object.fromEntries(renderers().map((p) => [p, kb(p, 'VmRSS:')]));

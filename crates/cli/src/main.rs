@@ -235,7 +235,24 @@ fn parse_spacing(text: &str) -> Result<[f64; 3], String> {
     }
 }
 
+/// A panic inside a dicom-rs codec adapter (corrupt JPEG 2000) is caught by the reader and
+/// reported as one clear error line; the default hook would print the panic message first.
+fn quiet_contained_codec_panics() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let contained = info.location().is_some_and(|l| {
+            ["dicom-transfer-syntax-registry", "openjp2"]
+                .iter()
+                .any(|codec| l.file().contains(codec))
+        });
+        if !contained {
+            default(info);
+        }
+    }));
+}
+
 fn main() -> ExitCode {
+    quiet_contained_codec_panics();
     match run(Cli::parse()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {

@@ -80,6 +80,12 @@ fn failure_is_one_clear_line_and_nonzero() {
         "{stderr}"
     );
     assert!(out.stdout.is_empty());
+    // A corrupt JPEG 2000 stream (once a panic in a codec adapter): still one line.
+    let corrupt = nodulens(&["info", "tests/malformed/fuzz_jpeg2000_panic.dcm"]);
+    assert!(!corrupt.status.success());
+    let stderr = String::from_utf8_lossy(&corrupt.stderr);
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("JPEG 2000"), "{stderr}");
     let missing = nodulens(&["info", "no/such/file.dcm"]);
     assert!(!missing.status.success());
     assert!(String::from_utf8_lossy(&missing.stderr).contains("no/such/file.dcm"));

@@ -28,12 +28,11 @@ const UNSUPPORTED_SYNTAXES: &[(&str, &str)] = &[
     ("1.2.840.10008.1.2.4.112", "JPEG XL"),
 ];
 
-/// Decoded natively but not in the browser: the pure-Rust OpenJPEG port (openjp2) corrupts
-/// wasm32 memory ("memory access out of bounds"), so the browser refuses these clearly.
+/// Decoded natively but not in the browser: the pure-Rust OpenJPEG port (openjp2) that
+/// dicom-rs uses for HTJ2K corrupts wasm32 memory ("memory access out of bounds"), so the
+/// browser refuses these clearly. (Plain JPEG 2000 is decoded by hayro-jpeg2000 everywhere.)
 #[cfg(target_arch = "wasm32")]
 const NATIVE_ONLY_SYNTAXES: &[(&str, &str)] = &[
-    ("1.2.840.10008.1.2.4.90", "JPEG 2000 lossless"),
-    ("1.2.840.10008.1.2.4.91", "JPEG 2000"),
     ("1.2.840.10008.1.2.4.201", "HTJ2K lossless"),
     ("1.2.840.10008.1.2.4.202", "HTJ2K lossless RPCL"),
     ("1.2.840.10008.1.2.4.203", "HTJ2K"),
@@ -996,6 +995,34 @@ impl<'a> FrameDecoder<'a> {
             store(&bytes, false, &self.layout, rescale, destination, clamped);
             return Ok(());
         }
+        if self.encapsulated && JPEG_2000_SYNTAXES.contains(&self.parsed.transfer_syntax()) {
+            let Some(Value::PixelSequence(sequence)) = self
+                .parsed
+                .dataset()
+                .get(tags::PIXEL_DATA)
+                .map(|e| e.value())
+            else {
+                return Err(ReadError::malformed(
+                    self.name,
+                    "JPEG 2000 pixel data is not encapsulated",
+                ));
+            };
+            let frames = int(self.parsed.dataset(), tags::NUMBER_OF_FRAMES).unwrap_or(1);
+            let frame_error = |reason: String| {
+                ReadError::malformed(self.name, format!("frame {}: {reason}", plane.frame))
+            };
+            let codestream = frame_bytes_of(
+                sequence.fragments(),
+                sequence.offset_table(),
+                plane.frame as usize,
+                frames.max(1) as usize,
+            )
+            .map_err(frame_error)?;
+            let words = decode_jpeg2000(&codestream, self.layout.columns, self.layout.rows)
+                .map_err(frame_error)?;
+            store_words(&words, &self.layout, rescale, destination, clamped);
+            return Ok(());
+        }
         if self.encapsulated {
             let Parsed::File(file) = self.parsed else {
                 return Err(ReadError::malformed(
@@ -1003,6 +1030,25 @@ impl<'a> FrameDecoder<'a> {
                     "compressed pixel data without a file meta group",
                 ));
             };
+            if self.parsed.transfer_syntax().starts_with(HTJ2K_PREFIX) {
+                // openjp2 allocates what the codestream's SIZ marker claims before decoding
+                // (cargo fuzz: gigabytes), so the claim is checked against the header first.
+                if let Some(Value::PixelSequence(sequence)) =
+                    file.get(tags::PIXEL_DATA).map(|e| e.value())
+                {
+                    let frames = int(self.parsed.dataset(), tags::NUMBER_OF_FRAMES).unwrap_or(1);
+                    let codestream = frame_bytes_of(
+                        sequence.fragments(),
+                        sequence.offset_table(),
+                        plane.frame as usize,
+                        frames.max(1) as usize,
+                    )
+                    .and_then(|c| check_codestream_size(&c, self.layout.columns, self.layout.rows));
+                    codestream.map_err(|reason| {
+                        ReadError::malformed(self.name, format!("frame {}: {reason}", plane.frame))
+                    })?;
+                }
+            }
             // dicom-rs's codec adapters can panic on corrupt data (cargo fuzz found one in
             // JPEG 2000); natively that becomes an error here. (In wasm a panic aborts, which
             // the app reports as a decoder failure.)
@@ -1119,6 +1165,148 @@ impl<'a> FrameDecoder<'a> {
 }
 
 const RLE_LOSSLESS: &str = "1.2.840.10008.1.2.5";
+
+/// JPEG 2000 lossless and lossy (Part 1), decoded by hayro-jpeg2000.
+const JPEG_2000_SYNTAXES: [&str; 2] = ["1.2.840.10008.1.2.4.90", "1.2.840.10008.1.2.4.91"];
+
+/// The bytes of one frame of encapsulated pixel data: all fragments for a single frame, one
+/// fragment per frame when the counts match, else the fragments the Basic Offset Table
+/// assigns to it (PS3.5 A.4).
+fn frame_bytes_of<'s, F: AsRef<[u8]>>(
+    fragments: &'s [F],
+    offset_table: &[u32],
+    frame: usize,
+    frames: usize,
+) -> Result<std::borrow::Cow<'s, [u8]>, String> {
+    use std::borrow::Cow;
+    let concat = |parts: &[F]| -> Cow<'s, [u8]> {
+        Cow::Owned(
+            parts
+                .iter()
+                .flat_map(|f| f.as_ref().iter().copied())
+                .collect(),
+        )
+    };
+    if frames == 1 {
+        return match fragments {
+            [only] => Ok(Cow::Borrowed(only.as_ref())),
+            [] => Err("no compressed fragment".to_owned()),
+            many => Ok(concat(many)),
+        };
+    }
+    if fragments.len() == frames {
+        return Ok(Cow::Borrowed(fragments[frame].as_ref()));
+    }
+    if offset_table.len() != frames {
+        return Err(format!(
+            "{} fragments for {frames} frames and no usable offset table",
+            fragments.len()
+        ));
+    }
+    // Each fragment occupies an 8-byte item header plus its bytes after the first one.
+    let (start, end) = (
+        offset_table[frame] as u64,
+        offset_table.get(frame + 1).map_or(u64::MAX, |&e| e as u64),
+    );
+    let mut at = 0u64;
+    let mut first = None;
+    let mut last = 0;
+    for (i, fragment) in fragments.iter().enumerate() {
+        if at >= start && at < end {
+            first.get_or_insert(i);
+            last = i + 1;
+        }
+        at += 8 + fragment.as_ref().len() as u64;
+    }
+    match first {
+        Some(first) => Ok(concat(&fragments[first..last])),
+        None => Err(format!(
+            "the offset table points past the fragments for frame {frame}"
+        )),
+    }
+}
+
+/// Decodes one JPEG 2000 codestream of a single grey component into stored-value words (the
+/// two's-complement bit pattern of each sample, as an uncompressed frame would hold it).
+fn decode_jpeg2000(codestream: &[u8], columns: usize, rows: usize) -> Result<Vec<u16>, String> {
+    use hayro_jpeg2000::{DecodeSettings, DecoderContext, Image};
+    let settings = DecodeSettings::default();
+    let image = Image::new(codestream, &settings)
+        .map_err(|e| format!("not a readable JPEG 2000 codestream ({e})"))?;
+    if (image.width() as usize, image.height() as usize) != (columns, rows) {
+        return Err(format!(
+            "the JPEG 2000 image is {}×{}, the header says {columns}×{rows}",
+            image.width(),
+            image.height()
+        ));
+    }
+    let mut context = DecoderContext::default();
+    let decoded = image
+        .decode(&mut context)
+        .map_err(|e| format!("the JPEG 2000 decoder failed ({e})"))?;
+    let [component] = decoded.components() else {
+        return Err(format!(
+            "{} JPEG 2000 components, expected one grey channel",
+            decoded.components().len()
+        ));
+    };
+    let samples = component.samples();
+    if samples.len() < columns * rows {
+        return Err(format!(
+            "the JPEG 2000 image decoded to {} samples, expected {}",
+            samples.len(),
+            columns * rows
+        ));
+    }
+    // hayro adds the unsigned DC level shift 2^(precision − 1) to every component; a component
+    // the codestream marks signed (Ssiz bit 7) was encoded without it, so it comes back off.
+    let precision = u32::from(component.bit_depth()).clamp(1, 16);
+    let shift = if codestream_component_signed(codestream) {
+        1i32 << (precision - 1)
+    } else {
+        0
+    };
+    // Lossy streams overshoot the sample range a little; clamp as OpenJPEG does, or a value
+    // just below zero would wrap to the top of the range.
+    let max = (1i32 << precision) - 1;
+    Ok(samples[..columns * rows]
+        .iter()
+        .map(|&v| ((v.round() as i32).clamp(0, max) - shift) as u16)
+        .collect())
+}
+
+/// HTJ2K (1.2.840.10008.1.2.4.201–203), decoded natively by dicom-rs's openjp2 adapter.
+const HTJ2K_PREFIX: &str = "1.2.840.10008.1.2.4.20";
+
+/// Refuses a raw codestream whose SIZ marker claims another image size than the header.
+fn check_codestream_size(codestream: &[u8], columns: usize, rows: usize) -> Result<(), String> {
+    let word = |at: usize| -> Option<u64> {
+        let b: [u8; 4] = codestream.get(at..at + 4)?.try_into().ok()?;
+        Some(u64::from(u32::from_be_bytes(b)))
+    };
+    // SOC, SIZ marker, Lsiz, Rsiz, then Xsiz, Ysiz, XOsiz, YOsiz.
+    if !codestream.starts_with(&[0xFF, 0x4F, 0xFF, 0x51]) {
+        return Err("not a JPEG 2000 codestream (no SOC and SIZ markers)".to_owned());
+    }
+    let (Some(x), Some(y), Some(x0), Some(y0)) = (word(8), word(12), word(16), word(20)) else {
+        return Err("the JPEG 2000 SIZ marker is cut short".to_owned());
+    };
+    let (width, height) = (x.saturating_sub(x0), y.saturating_sub(y0));
+    if (width, height) != (columns as u64, rows as u64) {
+        return Err(format!(
+            "the JPEG 2000 image is {width}×{height}, the header says {columns}×{rows}"
+        ));
+    }
+    Ok(())
+}
+
+/// Whether the first component of a raw codestream (SOC, SIZ) is signed; JP2-wrapped
+/// streams (unusual in DICOM) are taken as unsigned.
+fn codestream_component_signed(codestream: &[u8]) -> bool {
+    // SOC (2) SIZ marker (2) Lsiz (2) Rsiz (2) 8 × 4-byte sizes, Csiz (2), then Ssiz.
+    codestream.starts_with(&[0xFF, 0x4F, 0xFF, 0x51])
+        && codestream.get(42).is_some_and(|ssiz| ssiz & 0x80 != 0)
+}
 
 /// Decodes one RLE Lossless frame (DICOM PS3.5 annex G) of single-sample pixels into
 /// little-endian samples: a 64-byte header of segment offsets, then one PackBits segment
@@ -1330,6 +1518,52 @@ mod tests {
         }
         assert_eq!(Rescale::new(0.5, 0.0).apply(-3, &mut clamped), -2); // rounds half away from zero
         assert_eq!(clamped, 0);
+    }
+
+    #[test]
+    fn frames_are_cut_from_fragments_by_count_or_offset_table() {
+        let fragments = [vec![1u8, 2], vec![3, 4, 5, 6], vec![7, 8]];
+        // One frame: everything.
+        assert_eq!(
+            frame_bytes_of(&fragments, &[], 0, 1).unwrap().as_ref(),
+            &[1, 2, 3, 4, 5, 6, 7, 8]
+        );
+        // As many fragments as frames: one each.
+        assert_eq!(
+            frame_bytes_of(&fragments, &[], 1, 3).unwrap().as_ref(),
+            &[3, 4, 5, 6]
+        );
+        // Two frames over three fragments: the offset table (item header 8 + bytes) decides.
+        assert_eq!(
+            frame_bytes_of(&fragments, &[0, 10], 1, 2).unwrap().as_ref(),
+            &[3, 4, 5, 6, 7, 8]
+        );
+        assert_eq!(
+            frame_bytes_of(&fragments, &[0, 10], 0, 2).unwrap().as_ref(),
+            &[1, 2]
+        );
+        assert!(frame_bytes_of(&fragments, &[], 0, 2).is_err());
+        assert!(frame_bytes_of(&fragments, &[0, 500], 1, 2).is_err());
+        assert!(frame_bytes_of::<Vec<u8>>(&[], &[], 0, 1).is_err());
+    }
+
+    #[test]
+    fn jpeg2000_size_and_sign_come_from_the_siz_marker() {
+        let mut siz = vec![0xFF, 0x4F, 0xFF, 0x51, 0, 41, 0, 0];
+        for v in [96u32, 64, 0, 0, 96, 64, 0, 0] {
+            siz.extend_from_slice(&v.to_be_bytes());
+        }
+        siz.extend_from_slice(&[0, 1, 0x8F, 1, 1]); // one component, signed, 16 bits
+        assert!(check_codestream_size(&siz, 96, 64).is_ok());
+        assert!(check_codestream_size(&siz, 64, 96).is_err());
+        assert!(check_codestream_size(&siz[..12], 96, 64).is_err());
+        assert!(codestream_component_signed(&siz));
+        siz[42] = 0x0F;
+        assert!(!codestream_component_signed(&siz));
+        assert!(
+            decode_jpeg2000(&siz, 96, 64).is_err(),
+            "no tiles: an error, not a panic"
+        );
     }
 
     #[test]
