@@ -122,6 +122,10 @@ enum Command {
         data: PathBuf,
         #[arg(long, default_value = "models")]
         out: PathBuf,
+        /// Where `nodulens tune` wrote its searches (<tuning>/<kind>/tune.{json,md}); each one
+        /// found goes into the model card and the manifest.
+        #[arg(long, default_value = "target/nodulens-tune")]
+        tuning: PathBuf,
         #[command(flatten)]
         scans: ScanArgs,
     },
@@ -378,12 +382,14 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             runs,
             data,
             out,
+            tuning,
             scans,
         } => {
             let manifest = export::export(&export::ExportArgs {
                 runs,
                 data,
                 out: out.clone(),
+                tuning,
                 cache: scans.cache,
                 negatives_per_scan: scans.negatives_per_scan,
             })?;

@@ -190,7 +190,9 @@ fn walk_data_set(
     while at + 8 <= bytes.len() {
         let group = read_u16(bytes, at, big_endian).unwrap_or(0);
         let element = read_u16(bytes, at + 2, big_endian).unwrap_or(0);
-        if group == 0xFFFE {
+        // Only items and delimiters are structural; any other (FFFE,xxxx) tag is an element
+        // to dicom-rs, with a length it will allocate (cargo fuzz: (FFFE,FFFF) of 4 GB).
+        if group == 0xFFFE && matches!(element, 0xE000 | 0xE00D | 0xE0DD) {
             let length = read_u32(bytes, at + 4, big_endian).unwrap_or(0) as usize;
             match element {
                 0xE000 if in_fragments && length != u32::MAX as usize => {
