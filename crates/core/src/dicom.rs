@@ -235,6 +235,22 @@ fn walk_data_set(
             at += header;
             continue;
         }
+        // dicom-rs reads whole numeric values only (a UL of length 5 consumes 4 bytes), so such
+        // a length would desynchronise its reading from this walk (cargo fuzz: 2 GB).
+        let vr = if explicit {
+            bytes
+                .get(at + 4..at + 6)
+                .and_then(|v| <[u8; 2]>::try_from(v).ok())
+        } else {
+            Some(implicit_vr(group, element))
+        };
+        if let Some(size) = vr.and_then(|vr| numeric_value_size(&vr))
+            && !length.is_multiple_of(size)
+        {
+            return Err(format!(
+                "element ({group:04X},{element:04X}) claims {length} bytes, not a whole number of {size}-byte values (corrupt)"
+            ));
+        }
         if at + header + length > bytes.len() {
             let what = if (group, element) == (0x7FE0, 0x0010) {
                 "Pixel Data".to_owned()
@@ -249,6 +265,29 @@ fn walk_data_set(
         at += header + length;
     }
     Ok(())
+}
+
+/// The VR dicom-rs gives a tag in an implicit-VR data set (its dictionary, else UN).
+fn implicit_vr(group: u16, element: u16) -> [u8; 2] {
+    use dicom_core::Tag;
+    use dicom_core::dictionary::DataDictionary;
+    if (group, element) == (0x7FE0, 0x0010) || (group >> 8 == 0x60 && element == 0x3000) {
+        return *b"OW";
+    }
+    dicom_dictionary_std::StandardDataDictionary
+        .by_tag(Tag(group, element))
+        .map(|entry| entry.vr.relaxed().to_bytes())
+        .unwrap_or(*b"UN")
+}
+
+/// Size of one value of a numeric VR, which dicom-rs reads as whole values.
+fn numeric_value_size(vr: &[u8; 2]) -> Option<usize> {
+    match vr {
+        b"US" | b"SS" | b"OW" => Some(2),
+        b"UL" | b"SL" | b"FL" | b"AT" | b"OL" | b"OF" => Some(4),
+        b"FD" | b"SV" | b"UV" | b"OD" | b"OV" => Some(8),
+        _ => None,
+    }
 }
 
 /// Length and header size of an explicit-VR element at `at`.
