@@ -18,6 +18,8 @@ pub struct ExportArgs {
     pub out: PathBuf,
     /// `nodulens tune` output root (`<tuning>/<kind>/tune.{json,md}`), where present.
     pub tuning: PathBuf,
+    /// Markdown appended to the card's limits.
+    pub notes: Option<PathBuf>,
     pub cache: PathBuf,
     pub negatives_per_scan: usize,
 }
@@ -110,7 +112,16 @@ pub fn export(args: &ExportArgs) -> anyhow::Result<Manifest> {
         args.out.join("manifest.json"),
         serde_json::to_string_pretty(&manifest)? + "\n",
     )?;
-    std::fs::write(args.out.join("README.md"), model_card(&manifest, &reports))?;
+    let notes = match &args.notes {
+        Some(path) => Some(
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?,
+        ),
+        None => None,
+    };
+    std::fs::write(
+        args.out.join("README.md"),
+        model_card(&manifest, &reports, notes.as_deref()),
+    )?;
     Ok(manifest)
 }
 
@@ -172,7 +183,20 @@ fn read_tuning(root: &std::path::Path, kind: ModelKind) -> anyhow::Result<Option
     Ok(Some(Tuning { summary, table }))
 }
 
-fn model_card(manifest: &Manifest, reports: &[Report]) -> String {
+/// Whether a run was trained with the configuration its search chose (to the 3 significant
+/// digits `nodulens train` is given).
+fn uses_chosen(state: &RunState, tuning: &Tuning) -> bool {
+    let close = |a: f64, key: &str| {
+        tuning.summary["chosen"][key]
+            .as_f64()
+            .is_some_and(|b| (a - b).abs() <= 0.01 * b.abs().max(1e-12))
+    };
+    close(state.train.learning_rate, "learning_rate")
+        && close(state.train.weight_decay, "weight_decay")
+        && close(state.train.augmentation, "augmentation")
+}
+
+fn model_card(manifest: &Manifest, reports: &[Report], notes: Option<&str>) -> String {
     let mut s = String::new();
     let pre = manifest
         .models
@@ -304,11 +328,21 @@ seed {}; {:.0} s on the CPU (flex backend, 2 shared cores).\n",
         let _ = writeln!(s, "### {}\n", report.kind.name());
         match &report.tuning {
             Some(t) => {
+                let train = &report.state.train;
+                let used = if uses_chosen(&report.state, t) {
+                    "The shipped weights were trained with the chosen configuration (values rounded to \
+three significant digits, as given to `nodulens train`)."
+                        .to_owned()
+                } else {
+                    format!(
+                        "The shipped weights were **not** trained with the chosen configuration but with lr {}, \
+weight decay {}, augmentation {} (see Limits).",
+                        train.learning_rate, train.weight_decay, train.augmentation
+                    )
+                };
                 let _ = writeln!(
                     s,
-                    "{}\n\nThe shipped weights were trained with the chosen configuration (values rounded \
-to three significant digits, as given to `nodulens train`); the search summary is in `manifest.json` \
-(`training.tuning`).\n",
+                    "{}\n\n{used} The search summary is in `manifest.json` (`training.tuning`).\n",
                     t.table
                 );
             }
@@ -332,8 +366,11 @@ be among its negatives.\n\
 - All positives are LIDC nodules ≥ 3 mm marked by ≥ 3 of 4 readers; smaller or less certain nodules, masses \
 and non-LIDC scanners were not in training.\n\
 - The searches above are short (a few epochs per trial, one seed each), so their ranking is noisy; \
-the test split was never used to choose anything.\n\
-- Research use only, not a medical device."
+they are scored on the validation patients only."
     );
+    if let Some(notes) = notes {
+        let _ = writeln!(s, "{}", notes.trim_end());
+    }
+    let _ = writeln!(s, "- Research use only, not a medical device.");
     s
 }

@@ -126,6 +126,9 @@ enum Command {
         /// found goes into the model card and the manifest.
         #[arg(long, default_value = "target/nodulens-tune")]
         tuning: PathBuf,
+        /// Markdown appended to the card's limits: decisions the measured figures cannot show.
+        #[arg(long)]
+        notes: Option<PathBuf>,
         #[command(flatten)]
         scans: ScanArgs,
     },
@@ -383,6 +386,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             data,
             out,
             tuning,
+            notes,
             scans,
         } => {
             let manifest = export::export(&export::ExportArgs {
@@ -390,6 +394,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 data,
                 out: out.clone(),
                 tuning,
+                notes,
                 cache: scans.cache,
                 negatives_per_scan: scans.negatives_per_scan,
             })?;
