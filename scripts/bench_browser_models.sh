@@ -8,5 +8,5 @@ cd "$(dirname "$0")/.."
 export CHROMEDRIVER=${CHROMEDRIVER:-/usr/bin/chromedriver}
 # The WebGPU half runs on SwiftShader here: far past the runner's default 20 s.
 export WASM_BINDGEN_TEST_TIMEOUT=${WASM_BINDGEN_TEST_TIMEOUT:-900}
-cargo test --release --target wasm32-unknown-unknown -p nodulens-app --test web \
+cargo test --release --target wasm32-unknown-unknown -p nodulens-app --features inference --test web \
   -- --include-ignored --nocapture model_throughput 2>&1 | grep -E "BENCH|WebGPU|test result|panicked|error"

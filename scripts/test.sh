@@ -16,12 +16,13 @@ step "clippy (wasm32)"
 # The libraries as the browser builds them, and the app with its browser tests (the core's
 # and model's own test suites read files and run natively).
 cargo clippy --target wasm32-unknown-unknown -p nodulens-core -p nodulens-model -- -D warnings
+cargo clippy --target wasm32-unknown-unknown -p nodulens-app --all-targets --features inference -- -D warnings
 cargo clippy --target wasm32-unknown-unknown -p nodulens-app --all-targets -- -D warnings
 step "native tests"
 cargo test --workspace
-step "core in headless Chromium (wasm-bindgen-test)"
+step "readers and models in headless Chromium (wasm-bindgen-test)"
 CHROMEDRIVER=/usr/bin/chromedriver WASM_BINDGEN_TEST_TIMEOUT=120 \
-  cargo test --target wasm32-unknown-unknown -p nodulens-app --test web
+  cargo test --target wasm32-unknown-unknown -p nodulens-app --features inference --test web
 step "build the app (release)"
 trunk build --release
 step "end to end in headless Chromium (Playwright)"

@@ -8,7 +8,7 @@
 pub mod display;
 pub mod protocol;
 
-#[cfg(target_arch = "wasm32")]
+#[cfg(all(target_arch = "wasm32", feature = "inference"))]
 pub mod inference;
 #[cfg(target_arch = "wasm32")]
 pub mod worker;

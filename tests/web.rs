@@ -92,7 +92,8 @@ fn nifti_metaimage_and_zip_decode_in_the_browser() {
 
 /// The shipped models in the browser, on the CPU and on WebGPU, against the probabilities
 /// recorded natively (`tests/fixtures/model/outputs.json`, checked natively by
-/// `crates/model/tests/parity.rs`).
+/// `crates/model/tests/parity.rs`). Needs `--features inference` (scripts/test.sh passes it).
+#[cfg(feature = "inference")]
 mod models {
     use super::series;
     use nodulens_app::inference::{cpu_device, webgpu_device};
