@@ -997,6 +997,25 @@ impl<'a> FrameDecoder<'a> {
         })
     }
 
+    /// The compressed bytes of one frame of encapsulated pixel data.
+    fn compressed_frame(&self, frame: u32) -> Result<std::borrow::Cow<'a, [u8]>, String> {
+        let Some(Value::PixelSequence(sequence)) = self
+            .parsed
+            .dataset()
+            .get(tags::PIXEL_DATA)
+            .map(|e| e.value())
+        else {
+            return Err("the pixel data is not encapsulated".to_owned());
+        };
+        let frames = int(self.parsed.dataset(), tags::NUMBER_OF_FRAMES).unwrap_or(1);
+        frame_bytes_of(
+            sequence.fragments(),
+            sequence.offset_table(),
+            frame as usize,
+            frames.max(1) as usize,
+        )
+    }
+
     fn decode(
         &mut self,
         plane: &Plane,
@@ -1037,30 +1056,12 @@ impl<'a> FrameDecoder<'a> {
             return Ok(());
         }
         if self.encapsulated && JPEG_2000_SYNTAXES.contains(&self.parsed.transfer_syntax()) {
-            let Some(Value::PixelSequence(sequence)) = self
-                .parsed
-                .dataset()
-                .get(tags::PIXEL_DATA)
-                .map(|e| e.value())
-            else {
-                return Err(ReadError::malformed(
-                    self.name,
-                    "JPEG 2000 pixel data is not encapsulated",
-                ));
-            };
-            let frames = int(self.parsed.dataset(), tags::NUMBER_OF_FRAMES).unwrap_or(1);
-            let frame_error = |reason: String| {
-                ReadError::malformed(self.name, format!("frame {}: {reason}", plane.frame))
-            };
-            let codestream = frame_bytes_of(
-                sequence.fragments(),
-                sequence.offset_table(),
-                plane.frame as usize,
-                frames.max(1) as usize,
-            )
-            .map_err(frame_error)?;
-            let words = decode_jpeg2000(&codestream, self.layout.columns, self.layout.rows)
-                .map_err(frame_error)?;
+            let words = self
+                .compressed_frame(plane.frame)
+                .and_then(|c| decode_jpeg2000(&c, self.layout.columns, self.layout.rows))
+                .map_err(|reason| {
+                    ReadError::malformed(self.name, format!("frame {}: {reason}", plane.frame))
+                })?;
             store_words(&words, &self.layout, rescale, destination, clamped);
             return Ok(());
         }
@@ -1074,21 +1075,11 @@ impl<'a> FrameDecoder<'a> {
             if self.parsed.transfer_syntax().starts_with(HTJ2K_PREFIX) {
                 // openjp2 allocates what the codestream's SIZ marker claims before decoding
                 // (cargo fuzz: gigabytes), so the claim is checked against the header first.
-                if let Some(Value::PixelSequence(sequence)) =
-                    file.get(tags::PIXEL_DATA).map(|e| e.value())
-                {
-                    let frames = int(self.parsed.dataset(), tags::NUMBER_OF_FRAMES).unwrap_or(1);
-                    let codestream = frame_bytes_of(
-                        sequence.fragments(),
-                        sequence.offset_table(),
-                        plane.frame as usize,
-                        frames.max(1) as usize,
-                    )
-                    .and_then(|c| check_codestream_size(&c, self.layout.columns, self.layout.rows));
-                    codestream.map_err(|reason| {
+                self.compressed_frame(plane.frame)
+                    .and_then(|c| check_codestream_size(&c, self.layout.columns, self.layout.rows))
+                    .map_err(|reason| {
                         ReadError::malformed(self.name, format!("frame {}: {reason}", plane.frame))
                     })?;
-                }
             }
             // dicom-rs's codec adapters can panic on corrupt data (cargo fuzz found one in
             // JPEG 2000); natively that becomes an error here. (In wasm a panic aborts, which
