@@ -175,8 +175,13 @@ mod models {
                 (v, center)
             })
             .collect();
-        let patches =
-            reference::patches(&inputs, &load(ModelKind::Nodule, &cpu_device()).preprocess);
+        // Both models share one preprocessing (crates/model/tests/shipped.rs checks it).
+        let manifest = Manifest::from_json(MANIFEST).expect("manifest");
+        let preprocess = &manifest
+            .model(ModelKind::Nodule)
+            .expect("nodule model")
+            .preprocess;
+        let patches = reference::patches(&inputs, preprocess);
         (patches, recorded)
     }
 

@@ -293,27 +293,10 @@ fn numeric_value_size(vr: &[u8; 2]) -> Option<usize> {
 /// Length and header size of an explicit-VR element at `at`.
 fn explicit_length(bytes: &[u8], at: usize, big_endian: bool) -> Option<(usize, usize)> {
     let vr: &[u8; 2] = bytes.get(at + 4..at + 6)?.try_into().ok()?;
-    if !SHORT_VRS.contains(&vr) {
-        let b = bytes.get(at + 8..at + 12)?;
-        let a = [b[0], b[1], b[2], b[3]];
-        Some((
-            if big_endian {
-                u32::from_be_bytes(a)
-            } else {
-                u32::from_le_bytes(a)
-            } as usize,
-            12,
-        ))
+    if SHORT_VRS.contains(&vr) {
+        Some((usize::from(read_u16(bytes, at + 6, big_endian)?), 8))
     } else {
-        let b = bytes.get(at + 6..at + 8)?;
-        Some((
-            if big_endian {
-                u16::from_be_bytes([b[0], b[1]])
-            } else {
-                u16::from_le_bytes([b[0], b[1]])
-            } as usize,
-            8,
-        ))
+        Some((read_u32(bytes, at + 8, big_endian)? as usize, 12))
     }
 }
 
