@@ -6,7 +6,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
-step() { printf '\n\033[1m==> %s\033[0m\n' "$*"; }
+step() { printf '\n\033[1m==> %s\033[0m\n' "$*"; df -h --output=avail . | tail -1 | xargs printf '    (disk free: %s)\n'; }
+# Incremental caches only help a developer's rebuilds; in CI they are gigabytes written once.
+if [ "${CI:-}" = true ]; then export CARGO_INCREMENTAL=0; fi
 
 step "format"
 cargo fmt --all -- --check

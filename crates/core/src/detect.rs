@@ -94,6 +94,32 @@ pub fn open(
     options: &OpenOptions,
     progress: &mut ProgressFn<'_>,
 ) -> Result<Volume, ReadError> {
+    match begin_open(source, options, progress)? {
+        Opening::Decoded(volume) => Ok(volume),
+        Opening::Dicom(series) => crate::dicom::decode_all(series, source, progress),
+    }
+}
+
+/// A scan opened as far as [`begin_open`] takes it.
+#[derive(Debug)]
+pub enum Opening {
+    /// Decoded at once: one-file formats, image stacks, and whatever came in a zip.
+    Decoded(Volume),
+    /// A DICOM series chosen and sorted from its headers, to be decoded file by file from
+    /// the source it was scanned from ([`DicomSeries::decode_file`]).
+    ///
+    /// [`DicomSeries::decode_file`]: crate::dicom::DicomSeries::decode_file
+    Dicom(crate::dicom::DicomSeries),
+}
+
+/// [`open`] up to the pixels of a DICOM series: the browser worker decodes those as the
+/// files arrive and streams the slices on, so it never holds the files and the volume at
+/// once. Every other format is decoded here.
+pub fn begin_open(
+    source: &dyn FileSource,
+    options: &OpenOptions,
+    progress: &mut ProgressFn<'_>,
+) -> Result<Opening, ReadError> {
     if source.count() == 0 {
         return Err(ReadError::NoFiles);
     }
@@ -124,7 +150,7 @@ pub fn open(
                 "a zip inside a zip; unpack the outer one first",
             ));
         }
-        return open(&unpacked, options, progress);
+        return open(&unpacked, options, progress).map(Opening::Decoded);
     }
 
     let volumes: Vec<usize> = (0..kinds.len())
@@ -137,7 +163,8 @@ pub fn open(
                 crate::nifti::read(source, *only, options)
             } else {
                 crate::metaimage::read(source, *only, options)
-            };
+            }
+            .map(Opening::Decoded);
         }
         [first, second, ..] => {
             return Err(ReadError::unsupported(
@@ -160,11 +187,11 @@ pub fn open(
         .filter(|&i| kinds[i] == Kind::Picture)
         .collect();
     if !pictures.is_empty() && pictures.len() == kinds.len() {
-        return crate::stack::read(source, &pictures, options, progress);
+        return crate::stack::read(source, &pictures, options, progress).map(Opening::Decoded);
     }
     // Mixed pictures and other files: the others are DICOM candidates, pictures are ignored
     // by the DICOM reader with a warning.
-    crate::dicom::read(source, options, progress)
+    crate::dicom::DicomSeries::scan(source, options, progress).map(Opening::Dicom)
 }
 
 #[cfg(test)]

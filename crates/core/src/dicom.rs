@@ -16,7 +16,9 @@ use dicom_transfer_syntax_registry::entries::IMPLICIT_VR_LITTLE_ENDIAN;
 
 use crate::detect::{ProgressFn, Stage, report};
 use crate::volume::{clamp_i16, clamp_warning, cross, direction_from_axes, dot, norm};
-use crate::{FileSource, Format, IntensityUnits, Metadata, OpenOptions, ReadError, Volume};
+use crate::{
+    FileSource, Format, IntensityUnits, Metadata, OpenOptions, ReadError, Volume, VolumeHeader,
+};
 
 /// Transfer syntaxes whose codec needs C code and so is not built in (natively or in wasm).
 const UNSUPPORTED_SYNTAXES: &[(&str, &str)] = &[
@@ -59,6 +61,7 @@ impl Parsed {
     }
 }
 
+#[derive(Debug, Clone, Copy)]
 enum Sniff {
     Preamble,
     MetaOnly,
@@ -113,11 +116,29 @@ const SHORT_VRS: [&[u8; 2]; 21] = [
     b"SH", b"SL", b"SS", b"ST", b"TM", b"UI", b"UL", b"US",
 ];
 
+/// What the length walk could tell of a file given whole or as a prefix of `file_len` bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Walked {
+    /// The whole file was given and walked.
+    Whole,
+    /// A prefix that holds every element before the Pixel Data element, whose header it
+    /// also holds (and whose declared length fits the file): dicom-rs can read the header
+    /// from the prefix alone.
+    HeaderInPrefix,
+    /// A prefix that ends before the header does (or one the walk cannot judge, such as a
+    /// deflated data set or one with a nested icon image): read the whole file.
+    NeedWholeFile,
+}
+
 /// Walks the top-level element headers and refuses a file whose declared lengths run past
 /// its end, before dicom-rs allocates them: a truncated file or one whose transfer syntax is
 /// mislabelled would otherwise cost gigabytes of zero-filled buffers. Sequences and items are
 /// walked into; deflated data sets are inflated (capped) and walked.
-fn check_lengths(bytes: &[u8], start: usize) -> Result<(), String> {
+///
+/// `bytes` is the file or, when shorter than `file_len`, its first bytes: lengths are then
+/// checked against the real size and the walk stops at the Pixel Data element.
+fn check_lengths(bytes: &[u8], start: usize, file_len: usize) -> Result<Walked, String> {
+    let prefix = bytes.len() < file_len;
     // The meta group: always explicit VR little endian. dicom-rs reads it as its group length
     // (0002,0000) says: whole elements, of any group, until that many bytes are consumed; the
     // data set starts where that ends, so the walk must end there too.
@@ -128,24 +149,31 @@ fn check_lengths(bytes: &[u8], start: usize) -> Result<(), String> {
             if read_u16(bytes, at, false) == Some(0x0002)
                 && read_u16(bytes, at + 2, false) == Some(0x0000) =>
         {
-            let length =
-                read_u32(bytes, at + header, false).ok_or("the file meta group is cut short")?;
+            let Some(length) = read_u32(bytes, at + header, false) else {
+                return cut_short(prefix, "the file meta group is cut short");
+            };
             at += header + 4;
             length as usize
         }
-        // dicom-rs refuses a meta group that does not start with its length.
-        _ => return Ok(()),
+        // dicom-rs refuses a meta group that does not start with its length (or a prefix is
+        // too short to tell): the whole file gives the error.
+        _ if prefix => return Ok(Walked::NeedWholeFile),
+        _ => return Ok(Walked::Whole),
     };
     let mut consumed = 0usize;
     while consumed < group_length {
         let group = read_u16(bytes, at, false).unwrap_or(0);
         let element = read_u16(bytes, at + 2, false).unwrap_or(0);
-        let (length, header) =
-            explicit_length(bytes, at, false).ok_or("the file meta group is cut short")?;
-        if length == u32::MAX as usize || at + header + length > bytes.len() {
+        let Some((length, header)) = explicit_length(bytes, at, false) else {
+            return cut_short(prefix, "the file meta group is cut short");
+        };
+        if length == u32::MAX as usize || at + header + length > file_len {
             return Err(format!(
                 "meta element ({group:04X},{element:04X}) claims {length} bytes but the file ends first (truncated)"
             ));
+        }
+        if at + header + length > bytes.len() {
+            return Ok(Walked::NeedWholeFile);
         }
         if (group, element) == (0x0002, 0x0010) {
             syntax = String::from_utf8_lossy(&bytes[at + header..at + header + length])
@@ -158,6 +186,8 @@ fn check_lengths(bytes: &[u8], start: usize) -> Result<(), String> {
     let (explicit, big_endian) = match syntax.as_str() {
         "1.2.840.10008.1.2" => (false, false),
         "1.2.840.10008.1.2.2" => (true, true),
+        // A deflated stream cannot be walked from a prefix.
+        "1.2.840.10008.1.2.1.99" if prefix => return Ok(Walked::NeedWholeFile),
         "1.2.840.10008.1.2.1.99" => {
             // Deflated: walk the inflated data set (capped, so a deflate bomb stops here too).
             let mut inflated = Vec::new();
@@ -169,20 +199,33 @@ fn check_lengths(bytes: &[u8], start: usize) -> Result<(), String> {
                 &mut inflated,
             )
             .map_err(|e| format!("the deflated data set is corrupt ({e})"))?;
-            return walk_data_set(&inflated, 0, true, false);
+            let inflated_len = inflated.len();
+            return walk_data_set(&inflated, 0, true, false, inflated_len);
         }
         _ => (true, false),
     };
-    walk_data_set(bytes, at, explicit, big_endian)
+    walk_data_set(bytes, at, explicit, big_endian, file_len)
 }
 
-/// The element walk of [`check_lengths`] over a data set starting at `at`.
+/// A header cut short: an error in a whole file, a reason to read the rest of a prefix.
+fn cut_short(prefix: bool, reason: &str) -> Result<Walked, String> {
+    if prefix {
+        Ok(Walked::NeedWholeFile)
+    } else {
+        Err(reason.to_owned())
+    }
+}
+
+/// The element walk of [`check_lengths`] over a data set starting at `at`, in a file of
+/// `file_len` bytes of which `bytes` may be only the first.
 fn walk_data_set(
     bytes: &[u8],
     mut at: usize,
     explicit: bool,
     big_endian: bool,
-) -> Result<(), String> {
+    file_len: usize,
+) -> Result<Walked, String> {
+    let prefix = bytes.len() < file_len;
     // A linear walk through nested data sets too: sequences and items are entered (only
     // their headers skipped), so a bogus length deep inside a sequence is caught as well.
     // Encapsulated pixel data holds fragments, not elements: those are skipped whole.
@@ -196,7 +239,7 @@ fn walk_data_set(
             let length = read_u32(bytes, at + 4, big_endian).unwrap_or(0) as usize;
             match element {
                 0xE000 if in_fragments && length != u32::MAX as usize => {
-                    if at + 8 + length > bytes.len() {
+                    if at + 8 + length > file_len {
                         return Err(format!(
                             "a pixel data fragment claims {length} bytes but the file ends first (truncated)"
                         ));
@@ -212,12 +255,24 @@ fn walk_data_set(
             continue;
         }
         let (length, header) = if explicit {
-            explicit_length(bytes, at, big_endian).ok_or("an element header is cut short")?
+            match explicit_length(bytes, at, big_endian) {
+                Some(found) => found,
+                None => return cut_short(prefix, "an element header is cut short"),
+            }
         } else {
             (read_u32(bytes, at + 4, big_endian).unwrap_or(0) as usize, 8)
         };
+        let pixel_data = (group, element) == (0x7FE0, 0x0010);
+        if prefix && (group, element) == (0x0088, 0x0200) {
+            // An icon image holds a Pixel Data element of its own, nested: this linear walk
+            // could take it for the image's.
+            return Ok(Walked::NeedWholeFile);
+        }
         if length == u32::MAX as usize {
-            in_fragments = (group, element) == (0x7FE0, 0x0010);
+            if prefix && pixel_data {
+                return Ok(Walked::HeaderInPrefix);
+            }
+            in_fragments = pixel_data;
             at += header;
             continue;
         }
@@ -251,20 +306,31 @@ fn walk_data_set(
                 "element ({group:04X},{element:04X}) claims {length} bytes, not a whole number of {size}-byte values (corrupt)"
             ));
         }
-        if at + header + length > bytes.len() {
-            let what = if (group, element) == (0x7FE0, 0x0010) {
+        if at + header + length > file_len {
+            let what = if pixel_data {
                 "Pixel Data".to_owned()
             } else {
                 format!("element ({group:04X},{element:04X})")
             };
             return Err(format!(
                 "{what} claims {length} bytes but only {} remain (truncated, or the transfer syntax is mislabelled)",
-                bytes.len() - (at + header).min(bytes.len())
+                file_len - (at + header).min(file_len)
             ));
+        }
+        if prefix && pixel_data {
+            return Ok(Walked::HeaderInPrefix);
+        }
+        if at + header + length > bytes.len() {
+            // Only a prefix gets here: an element runs past its end.
+            return Ok(Walked::NeedWholeFile);
         }
         at += header + length;
     }
-    Ok(())
+    Ok(if prefix {
+        Walked::NeedWholeFile
+    } else {
+        Walked::Whole
+    })
 }
 
 /// The VR dicom-rs gives a tag in an implicit-VR data set (its dictionary, else UN).
@@ -301,6 +367,48 @@ fn explicit_length(bytes: &[u8], at: usize, big_endian: bool) -> Option<(usize, 
 }
 
 fn parse(bytes: &[u8], name: &str, headers_only: bool) -> Result<Option<Parsed>, ReadError> {
+    let sniffed = sniff(bytes);
+    let checked = match sniffed {
+        Sniff::Preamble => check_lengths(bytes, 132, bytes.len()),
+        Sniff::MetaOnly => check_lengths(bytes, 4, bytes.len()),
+        // A bare data set: implicit VR little endian from the first byte.
+        Sniff::Bare => walk_data_set(bytes, 0, false, false, bytes.len()),
+        Sniff::NotDicom => Ok(Walked::Whole),
+    };
+    checked.map_err(|reason| ReadError::malformed(name, reason))?;
+    parse_checked(bytes, name, headers_only, sniffed)
+}
+
+/// The header of a file from its first bytes, when they hold all of it: `None` when the
+/// whole file must be read (the header runs past the prefix, or the prefix cannot tell).
+/// Errors are those [`parse`] gives for the whole file.
+fn parse_header_prefix(
+    prefix: &[u8],
+    file_len: usize,
+    name: &str,
+) -> Option<Result<Option<Parsed>, ReadError>> {
+    let sniffed = sniff(prefix);
+    let walked = match sniffed {
+        Sniff::Preamble => check_lengths(prefix, 132, file_len),
+        Sniff::MetaOnly => check_lengths(prefix, 4, file_len),
+        Sniff::Bare => walk_data_set(prefix, 0, false, false, file_len),
+        // Sniffing a bare data set compares a length with the bytes given: judge it whole.
+        Sniff::NotDicom => return None,
+    };
+    match walked {
+        Err(reason) => Some(Err(ReadError::malformed(name, reason))),
+        Ok(Walked::HeaderInPrefix) => parse_checked(prefix, name, true, sniffed).ok().map(Ok),
+        Ok(Walked::Whole | Walked::NeedWholeFile) => None,
+    }
+}
+
+/// dicom-rs's reading of bytes whose lengths [`check_lengths`] has accepted.
+fn parse_checked(
+    bytes: &[u8],
+    name: &str,
+    headers_only: bool,
+    sniffed: Sniff,
+) -> Result<Option<Parsed>, ReadError> {
     let options = || {
         let options = OpenFileOptions::new();
         if headers_only {
@@ -312,15 +420,6 @@ fn parse(bytes: &[u8], name: &str, headers_only: bool) -> Result<Option<Parsed>,
     let bad = |e: &dyn std::fmt::Display| {
         ReadError::malformed(name, format!("not a readable DICOM file ({e})"))
     };
-    let sniffed = sniff(bytes);
-    let checked = match sniffed {
-        Sniff::Preamble => check_lengths(bytes, 132),
-        Sniff::MetaOnly => check_lengths(bytes, 4),
-        // A bare data set: implicit VR little endian from the first byte.
-        Sniff::Bare => walk_data_set(bytes, 0, false, false),
-        Sniff::NotDicom => Ok(()),
-    };
-    checked.map_err(|reason| ReadError::malformed(name, reason))?;
     match sniffed {
         Sniff::Preamble => options()
             .read_preamble(ReadPreamble::Always)
@@ -339,6 +438,28 @@ fn parse(bytes: &[u8], name: &str, headers_only: bool) -> Result<Option<Parsed>,
         }
         Sniff::NotDicom => Ok(None),
     }
+}
+
+/// Bytes asked for first when reading a header: CT headers are a few kilobytes, and the
+/// rest of the file is read only if the header is longer.
+pub const HEADER_PREFIX: usize = 32 * 1024;
+
+/// The header of file `file`, from its first bytes where they suffice.
+fn read_header(source: &dyn FileSource, file: usize) -> Result<Option<Parsed>, ReadError> {
+    let name = source.name(file);
+    let size = usize::try_from(source.size(file)).unwrap_or(usize::MAX);
+    let prefix = source.read_prefix(file, HEADER_PREFIX)?;
+    if prefix.len() < size
+        && let Some(parsed) = parse_header_prefix(&prefix, size, name)
+    {
+        return parsed;
+    }
+    if prefix.len() >= size {
+        // The prefix is the whole file.
+        return parse(&prefix, name, true);
+    }
+    drop(prefix);
+    parse(&source.read(file)?, name, true)
 }
 
 fn text(obj: &InMemDicomObject, tag: dicom_core::Tag) -> Option<String> {
@@ -617,172 +738,307 @@ fn describe(group: &Group) -> String {
     )
 }
 
-/// Reads the DICOM images among `source`'s files into one volume.
-pub(crate) fn read(
+/// Decodes a scanned series from `source` (the files it was scanned from) into one volume.
+pub(crate) fn decode_all(
+    mut series: DicomSeries,
     source: &dyn FileSource,
-    options: &OpenOptions,
     progress: &mut ProgressFn<'_>,
 ) -> Result<Volume, ReadError> {
-    let total = source.count();
-    let mut groups: BTreeMap<String, Group> = BTreeMap::new();
-    let mut skipped_not_dicom = Vec::new();
-    let mut skipped_no_image = Vec::new();
-    let mut first_error: Option<ReadError> = None;
-    let mut errors = 0usize;
-    for file in 0..total {
-        report(progress, Stage::Scanning, file, total)?;
-        let name = source.name(file);
-        let bytes = source.read(file)?;
-        let parsed = match parse(&bytes, name, true) {
-            Ok(Some(parsed)) => parsed,
-            Ok(None) => {
-                skipped_not_dicom.push(name.to_owned());
-                continue;
-            }
-            Err(e) => {
-                errors += 1;
-                first_error.get_or_insert(e);
-                continue;
-            }
-        };
-        match header(parsed.dataset(), file, name) {
-            Ok(Some(h)) => {
-                let key = group_key(&h);
-                let group = groups.entry(key.clone()).or_insert_with(|| Group {
-                    key,
-                    first: h.clone(),
-                    planes: Vec::new(),
-                    files: 0,
-                });
-                group.planes.extend(h.planes);
-                group.files += 1;
-            }
-            Ok(None) => skipped_no_image.push(name.to_owned()),
-            Err(e) => {
-                errors += 1;
-                first_error.get_or_insert(e);
-            }
-        }
-    }
-    report(progress, Stage::Scanning, total, total)?;
-
-    // The CT group with most planes; any image group if there is no CT.
-    let chosen_key = groups
-        .values()
-        .max_by_key(|g| (g.first.modality.as_deref() == Some("CT"), g.planes.len()))
-        .map(|g| g.key.clone());
-    let Some(chosen_key) = chosen_key else {
-        if let Some(e) = first_error {
-            return Err(e);
-        }
-        let first = skipped_no_image
-            .first()
-            .or(skipped_not_dicom.first())
-            .cloned()
-            .unwrap_or_default();
-        return Err(ReadError::NoImage(if !skipped_no_image.is_empty() {
-            format!(
-                "{first}: a DICOM object without pixel data (a report or index, not a CT image)"
-            )
-        } else {
-            format!("{first}: not a DICOM file, nor any other supported scan format")
-        }));
+    let mut into = IntoVolume {
+        voxels: vec![0i16; series.voxel_count()],
+        slice_len: series.slice_len(),
+        total: series.order.len(),
+        done: 0,
+        progress,
     };
-    let group = groups
-        .remove(&chosen_key)
-        .ok_or_else(|| ReadError::NoImage("internal: chosen series vanished".into()))?;
-
-    let mut warnings = Vec::new();
-    let mut other_series: Vec<String> = groups.values().map(describe).collect();
-    other_series.sort();
-    if !other_series.is_empty() {
-        warnings.push(format!(
-            "{} other series found and not shown; showing the {} (most slices)",
-            other_series.len(),
-            if group.first.modality.as_deref() == Some("CT") {
-                "CT series"
-            } else {
-                "image series"
-            }
-        ));
-    }
-    if group.first.modality.as_deref() != Some("CT") {
-        warnings.push(format!(
-            "modality is {}, not CT: values may not be Hounsfield units",
-            group.first.modality.as_deref().unwrap_or("missing")
-        ));
-    }
-    if errors > 0 {
-        warnings.push(format!(
-            "{errors} file(s) could not be read and were skipped; first: {}",
-            first_error.map(|e| e.to_string()).unwrap_or_default()
-        ));
-    }
-    if !skipped_not_dicom.is_empty() {
-        warnings.push(format!(
-            "{} file(s) are not DICOM and were ignored (e.g. {})",
-            skipped_not_dicom.len(),
-            skipped_not_dicom[0]
-        ));
-    }
-    if !skipped_no_image.is_empty() {
-        warnings.push(format!(
-            "{} DICOM object(s) without images were ignored (e.g. {})",
-            skipped_no_image.len(),
-            skipped_no_image[0]
-        ));
-    }
-
-    let geometry = arrange(&group, &mut warnings);
-    let layout = &group.first.layout;
-    let slice_len = layout.rows * layout.columns;
-    let voxels = slice_len as u64 * geometry.planes.len() as u64;
-    ReadError::check_voxels(
-        source.name(group.planes[0].file),
-        voxels,
-        options.max_voxels,
-    )?;
-    let mut data = vec![0i16; voxels as usize];
-
-    // Planes sorted by file, so a multi-frame file is read and decoded once.
-    let mut order: Vec<(usize, &Plane)> = geometry.planes.iter().enumerate().collect();
-    order.sort_by_key(|(_, p)| (p.file, p.frame));
-    let mut clamped = 0u64;
-    let mut done = 0usize;
-    let mut index = 0usize;
-    while index < order.len() {
-        let file = order[index].1.file;
-        let name = source.name(file);
+    for file in series.files() {
         let bytes = source.read(file)?;
-        let parsed = parse(&bytes, name, false)?
-            .ok_or_else(|| ReadError::malformed(name, "no longer a DICOM file"))?;
-        let mut decoder = FrameDecoder::new(&parsed, name, layout)?;
-        while index < order.len() && order[index].1.file == file {
-            let (slot, plane) = order[index];
-            report(progress, Stage::Decoding, done, order.len())?;
-            let destination = &mut data[slot * slice_len..(slot + 1) * slice_len];
-            decoder.decode(plane, destination, &mut clamped)?;
-            done += 1;
-            index += 1;
+        series.decode_file(file, source.name(file), &bytes, &mut into)?;
+    }
+    report(into.progress, Stage::Decoding, into.total, into.total)?;
+    Ok(series.into_volume(into.voxels))
+}
+
+/// Where decoded slices go: [`DicomSeries::decode_file`] asks for a slice's buffer, decodes
+/// into it, then says it is complete.
+pub trait SliceSink {
+    /// The buffer (one slice long) that slice `slot` is decoded into.
+    fn slice(&mut self, slot: usize) -> Result<&mut [i16], ReadError>;
+    /// Slice `slot` is complete in the buffer [`slice`](Self::slice) gave.
+    fn done(&mut self, slot: usize) -> Result<(), ReadError>;
+}
+
+/// Slices decoded straight into the volume (no copies), with progress per slice.
+struct IntoVolume<'p, 'f> {
+    voxels: Vec<i16>,
+    slice_len: usize,
+    total: usize,
+    done: usize,
+    progress: &'p mut ProgressFn<'f>,
+}
+
+impl SliceSink for IntoVolume<'_, '_> {
+    fn slice(&mut self, slot: usize) -> Result<&mut [i16], ReadError> {
+        report(self.progress, Stage::Decoding, self.done, self.total)?;
+        Ok(&mut self.voxels[slot * self.slice_len..(slot + 1) * self.slice_len])
+    }
+    fn done(&mut self, _slot: usize) -> Result<(), ReadError> {
+        self.done += 1;
+        Ok(())
+    }
+}
+
+/// A DICOM series found, chosen and sorted from its headers, before any pixel is decoded.
+/// [`read`] decodes it whole; the browser worker decodes it file by file as the files
+/// arrive and hands each slice on, so neither holds the files and the volume at once.
+#[derive(Debug)]
+pub struct DicomSeries {
+    layout: PixelLayout,
+    geometry: Geometry,
+    /// `(slot, plane)` sorted by file and frame, so a multi-frame file is decoded once.
+    order: Vec<(usize, Plane)>,
+    metadata: Metadata,
+    /// What scanning found; decoding adds to them in [`into_volume`](Self::into_volume).
+    warnings: Vec<String>,
+    decoded_warnings: Vec<String>,
+    clamped: u64,
+}
+
+impl DicomSeries {
+    /// Reads every file's header, groups the images into series, picks the CT series with
+    /// most slices and sorts it along the slice normal.
+    pub(crate) fn scan(
+        source: &dyn FileSource,
+        options: &OpenOptions,
+        progress: &mut ProgressFn<'_>,
+    ) -> Result<Self, ReadError> {
+        let total = source.count();
+        let mut groups: BTreeMap<String, Group> = BTreeMap::new();
+        let mut skipped_not_dicom = Vec::new();
+        let mut skipped_no_image = Vec::new();
+        let mut first_error: Option<ReadError> = None;
+        let mut errors = 0usize;
+        for file in 0..total {
+            report(progress, Stage::Scanning, file, total)?;
+            let name = source.name(file);
+            let parsed = match read_header(source, file) {
+                Ok(Some(parsed)) => parsed,
+                Ok(None) => {
+                    skipped_not_dicom.push(name.to_owned());
+                    continue;
+                }
+                Err(e) => {
+                    errors += 1;
+                    first_error.get_or_insert(e);
+                    continue;
+                }
+            };
+            match header(parsed.dataset(), file, name) {
+                Ok(Some(h)) => {
+                    let key = group_key(&h);
+                    let group = groups.entry(key.clone()).or_insert_with(|| Group {
+                        key,
+                        first: h.clone(),
+                        planes: Vec::new(),
+                        files: 0,
+                    });
+                    group.planes.extend(h.planes);
+                    group.files += 1;
+                }
+                Ok(None) => skipped_no_image.push(name.to_owned()),
+                Err(e) => {
+                    errors += 1;
+                    first_error.get_or_insert(e);
+                }
+            }
+        }
+        report(progress, Stage::Scanning, total, total)?;
+
+        // The CT group with most planes; any image group if there is no CT.
+        let chosen_key = groups
+            .values()
+            .max_by_key(|g| (g.first.modality.as_deref() == Some("CT"), g.planes.len()))
+            .map(|g| g.key.clone());
+        let Some(chosen_key) = chosen_key else {
+            if let Some(e) = first_error {
+                return Err(e);
+            }
+            let first = skipped_no_image
+                .first()
+                .or(skipped_not_dicom.first())
+                .cloned()
+                .unwrap_or_default();
+            return Err(ReadError::NoImage(if !skipped_no_image.is_empty() {
+                format!(
+                    "{first}: a DICOM object without pixel data (a report or index, not a CT image)"
+                )
+            } else {
+                format!("{first}: not a DICOM file, nor any other supported scan format")
+            }));
+        };
+        let group = groups
+            .remove(&chosen_key)
+            .ok_or_else(|| ReadError::NoImage("internal: chosen series vanished".into()))?;
+
+        let mut warnings = Vec::new();
+        let mut other_series: Vec<String> = groups.values().map(describe).collect();
+        other_series.sort();
+        if !other_series.is_empty() {
+            warnings.push(format!(
+                "{} other series found and not shown; showing the {} (most slices)",
+                other_series.len(),
+                if group.first.modality.as_deref() == Some("CT") {
+                    "CT series"
+                } else {
+                    "image series"
+                }
+            ));
+        }
+        if group.first.modality.as_deref() != Some("CT") {
+            warnings.push(format!(
+                "modality is {}, not CT: values may not be Hounsfield units",
+                group.first.modality.as_deref().unwrap_or("missing")
+            ));
+        }
+        if errors > 0 {
+            warnings.push(format!(
+                "{errors} file(s) could not be read and were skipped; first: {}",
+                first_error.map(|e| e.to_string()).unwrap_or_default()
+            ));
+        }
+        if !skipped_not_dicom.is_empty() {
+            warnings.push(format!(
+                "{} file(s) are not DICOM and were ignored (e.g. {})",
+                skipped_not_dicom.len(),
+                skipped_not_dicom[0]
+            ));
+        }
+        if !skipped_no_image.is_empty() {
+            warnings.push(format!(
+                "{} DICOM object(s) without images were ignored (e.g. {})",
+                skipped_no_image.len(),
+                skipped_no_image[0]
+            ));
+        }
+
+        let geometry = arrange(&group, &mut warnings);
+        let layout = group.first.layout.clone();
+        let slice_len = layout.rows * layout.columns;
+        let voxels = slice_len as u64 * geometry.planes.len() as u64;
+        ReadError::check_voxels(
+            source.name(group.planes[0].file),
+            voxels,
+            options.max_voxels,
+        )?;
+        let mut order: Vec<(usize, Plane)> = geometry.planes.iter().cloned().enumerate().collect();
+        order.sort_by_key(|(_, p)| (p.file, p.frame));
+        let mut metadata = group.first.metadata.clone();
+        metadata.other_series = other_series;
+        Ok(Self {
+            layout,
+            geometry,
+            order,
+            metadata,
+            warnings,
+            decoded_warnings: decoded_warnings(&group),
+            clamped: 0,
+        })
+    }
+
+    /// `[columns, rows, slices]`.
+    pub fn dims(&self) -> [usize; 3] {
+        [
+            self.layout.columns,
+            self.layout.rows,
+            self.geometry.planes.len(),
+        ]
+    }
+
+    /// Voxels in one slice.
+    pub fn slice_len(&self) -> usize {
+        self.layout.columns * self.layout.rows
+    }
+
+    pub fn voxel_count(&self) -> usize {
+        self.slice_len() * self.geometry.planes.len()
+    }
+
+    /// The files holding the series' slices, in the order [`decode_file`](Self::decode_file)
+    /// wants them (each once).
+    pub fn files(&self) -> Vec<usize> {
+        let mut files: Vec<usize> = self.order.iter().map(|(_, p)| p.file).collect();
+        files.dedup();
+        files
+    }
+
+    /// Everything about the volume but its voxels, as far as the headers tell: decoding
+    /// may add warnings (values clamped to int16), given by [`into_volume`](Self::into_volume).
+    pub fn header(&self) -> VolumeHeader {
+        VolumeHeader {
+            format: Format::Dicom,
+            dims: self.dims(),
+            spacing: self.geometry.spacing,
+            origin: self.geometry.origin,
+            direction: self.geometry.direction,
+            units: IntensityUnits::Hounsfield,
+            metadata: self.metadata.clone(),
+            warnings: self.finished_warnings(),
         }
     }
-    report(progress, Stage::Decoding, order.len(), order.len())?;
-    warnings.extend(clamp_warning(clamped));
-    warnings.extend(decoded_warnings(&group));
 
-    let mut metadata = group.first.metadata.clone();
-    metadata.other_series = other_series;
-    Ok(Volume {
-        format: Format::Dicom,
-        dims: [layout.columns, layout.rows, geometry.planes.len()],
-        spacing: geometry.spacing,
-        origin: geometry.origin,
-        direction: geometry.direction,
-        units: IntensityUnits::Hounsfield,
-        voxels: data,
-        metadata,
-        warnings,
-    })
+    /// Decodes the slices that file `file` (named `name`, all of its `bytes`) holds into
+    /// `sink`; a slice's `slot` is its index along the sorted series.
+    pub fn decode_file(
+        &mut self,
+        file: usize,
+        name: &str,
+        bytes: &[u8],
+        sink: &mut dyn SliceSink,
+    ) -> Result<(), ReadError> {
+        let first = self.order.partition_point(|(_, p)| p.file < file);
+        let count = self.order[first..].partition_point(|(_, p)| p.file == file);
+        if count == 0 {
+            return Ok(());
+        }
+        let parsed = parse(bytes, name, false)?
+            .ok_or_else(|| ReadError::malformed(name, "no longer a DICOM file"))?;
+        let mut decoder = FrameDecoder::new(&parsed, name, &self.layout)?;
+        let slice_len = self.slice_len();
+        for (slot, plane) in &self.order[first..first + count] {
+            let out = sink.slice(*slot)?;
+            if out.len() != slice_len {
+                return Err(ReadError::malformed(
+                    name,
+                    "internal: a slice buffer of the wrong size",
+                ));
+            }
+            decoder.decode(plane, out, &mut self.clamped)?;
+            sink.done(*slot)?;
+        }
+        Ok(())
+    }
+
+    fn finished_warnings(&self) -> Vec<String> {
+        let mut warnings = self.warnings.clone();
+        warnings.extend(clamp_warning(self.clamped));
+        warnings.extend(self.decoded_warnings.iter().cloned());
+        warnings
+    }
+
+    /// Warnings once every file is decoded.
+    pub fn warnings(&self) -> Vec<String> {
+        self.finished_warnings()
+    }
+
+    /// The volume, from the voxels every slot was decoded into.
+    pub(crate) fn into_volume(self, voxels: Vec<i16>) -> Volume {
+        let warnings = self.finished_warnings();
+        let header = VolumeHeader {
+            warnings,
+            ..self.header()
+        };
+        header.with_voxels(voxels)
+    }
 }
 
 fn decoded_warnings(group: &Group) -> Vec<String> {
@@ -793,6 +1049,7 @@ fn decoded_warnings(group: &Group) -> Vec<String> {
     warnings
 }
 
+#[derive(Debug)]
 struct Geometry {
     planes: Vec<Plane>,
     spacing: [f64; 3],

@@ -21,9 +21,12 @@ pub mod view;
 mod volume;
 mod zipped;
 
-pub use detect::{OpenOptions, Progress, ProgressFn, Stage, open};
+pub use detect::{OpenOptions, Opening, Progress, ProgressFn, Stage, begin_open, open};
 pub use error::ReadError;
 #[cfg(not(target_arch = "wasm32"))]
 pub use source::DiskFiles;
 pub use source::{FileSource, MemoryFiles};
-pub use volume::{Format, IntensityUnits, MAX_VOXELS, Metadata, Statistics, Volume};
+pub use volume::{
+    Format, IntensityUnits, MAX_VOXELS, Metadata, RunningStatistics, Statistics, Volume,
+    VolumeHeader,
+};

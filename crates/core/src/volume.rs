@@ -73,6 +73,49 @@ pub struct Volume {
     pub warnings: Vec<String>,
 }
 
+/// Everything about a [`Volume`] but its voxels: what a viewer needs before the first
+/// slice arrives (the browser worker sends it first, then the slices).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct VolumeHeader {
+    pub format: Format,
+    /// `[columns, rows, slices]`.
+    pub dims: [usize; 3],
+    pub spacing: [f64; 3],
+    pub origin: [f64; 3],
+    pub direction: [f64; 9],
+    pub units: IntensityUnits,
+    pub metadata: Metadata,
+    pub warnings: Vec<String>,
+}
+
+impl VolumeHeader {
+    /// Voxels the dimensions call for; `None` if the product overflows.
+    pub fn voxel_count(&self) -> Option<usize> {
+        self.dims.iter().try_fold(1usize, |n, &d| n.checked_mul(d))
+    }
+
+    /// The volume with these voxels; `None` if their count does not match the dimensions
+    /// (a broken message must not turn into an out-of-bounds slice later).
+    pub fn into_volume(self, voxels: Vec<i16>) -> Option<Volume> {
+        (self.voxel_count() == Some(voxels.len())).then(|| self.with_voxels(voxels))
+    }
+
+    /// For readers, whose voxel count matches by construction.
+    pub(crate) fn with_voxels(self, voxels: Vec<i16>) -> Volume {
+        Volume {
+            format: self.format,
+            dims: self.dims,
+            spacing: self.spacing,
+            origin: self.origin,
+            direction: self.direction,
+            units: self.units,
+            voxels,
+            metadata: self.metadata,
+            warnings: self.warnings,
+        }
+    }
+}
+
 /// Intensity summary over every voxel.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Statistics {
@@ -129,13 +172,64 @@ impl Volume {
     }
 
     pub fn statistics(&self) -> Statistics {
-        let (mut min, mut max, mut sum) = (i16::MAX, i16::MIN, 0i64);
-        for &v in &self.voxels {
-            min = min.min(v);
-            max = max.max(v);
-            sum += i64::from(v);
+        let mut running = RunningStatistics::default();
+        running.add(&self.voxels);
+        running.finish()
+    }
+
+    /// Everything but the voxels.
+    pub fn header(&self) -> VolumeHeader {
+        VolumeHeader {
+            format: self.format,
+            dims: self.dims,
+            spacing: self.spacing,
+            origin: self.origin,
+            direction: self.direction,
+            units: self.units,
+            metadata: self.metadata.clone(),
+            warnings: self.warnings.clone(),
         }
-        if self.voxels.is_empty() {
+    }
+
+    /// Volume size in bytes as stored.
+    pub fn byte_size(&self) -> usize {
+        self.voxels.len() * std::mem::size_of::<i16>()
+    }
+}
+
+/// [`Statistics`] gathered slice by slice, for a volume that is never in one place.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RunningStatistics {
+    min: i16,
+    max: i16,
+    sum: i64,
+    count: u64,
+}
+
+impl Default for RunningStatistics {
+    fn default() -> Self {
+        Self {
+            min: i16::MAX,
+            max: i16::MIN,
+            sum: 0,
+            count: 0,
+        }
+    }
+}
+
+impl RunningStatistics {
+    pub fn add(&mut self, voxels: &[i16]) {
+        for &v in voxels {
+            self.min = self.min.min(v);
+            self.max = self.max.max(v);
+            self.sum += i64::from(v);
+        }
+        self.count += voxels.len() as u64;
+    }
+
+    /// All zero for no voxels.
+    pub fn finish(&self) -> Statistics {
+        if self.count == 0 {
             return Statistics {
                 min: 0,
                 max: 0,
@@ -143,15 +237,10 @@ impl Volume {
             };
         }
         Statistics {
-            min,
-            max,
-            mean: sum as f64 / self.voxels.len() as f64,
+            min: self.min,
+            max: self.max,
+            mean: self.sum as f64 / self.count as f64,
         }
-    }
-
-    /// Volume size in bytes as stored.
-    pub fn byte_size(&self) -> usize {
-        self.voxels.len() * std::mem::size_of::<i16>()
     }
 }
 
