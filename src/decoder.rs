@@ -6,7 +6,7 @@ use std::cell::RefCell;
 use std::rc::{Rc, Weak};
 
 use js_sys::Reflect;
-use nodulens_app::protocol::{Request, Response};
+use nodulens_app::protocol::{Incoming, Request, Response};
 use wasm_bindgen::JsCast;
 use wasm_bindgen::prelude::*;
 use web_sys::{ErrorEvent, MessageEvent, Worker};
@@ -29,6 +29,8 @@ pub struct Decoder {
     what: String,
     /// The last request, so an image stack can be reopened with another spacing.
     last: Option<Request>,
+    /// The volume arriving slice by slice (the one copy of its voxels).
+    incoming: Option<Incoming>,
     dispatch: UseReducerDispatcher<AppState>,
     // Kept alive as long as the worker they are attached to.
     _on_message: Option<Closure<dyn FnMut(MessageEvent)>>,
@@ -54,6 +56,7 @@ impl Decoder {
             sent_at: 0.0,
             what: String::new(),
             last: None,
+            incoming: None,
             dispatch,
             _on_message: None,
             _on_error: None,
@@ -84,6 +87,7 @@ fn spawn(this: &DecoderRef) {
     }
     d.ready = false;
     d.busy = false;
+    d.incoming = None;
     match Worker::new(WORKER_URL) {
         Ok(worker) => {
             worker.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
@@ -126,21 +130,55 @@ fn on_message(weak: &Weak<RefCell<Decoder>>, data: JsValue) {
             drop(d);
             dispatch.dispatch(Action::Progress(p));
         }
-        Ok(Response::Opened { header, voxels }) => {
+        Ok(Response::Expect { voxels }) => {
+            d.incoming
+                .get_or_insert_with(|| Incoming::new(nodulens_core::MAX_VOXELS))
+                .expect(voxels);
+        }
+        Ok(Response::Slices { voxels }) => {
+            let copied = d
+                .incoming
+                .get_or_insert_with(|| Incoming::new(nodulens_core::MAX_VOXELS))
+                .append(voxels.length() as usize, |room| voxels.copy_to(room));
+            match copied {
+                // Hand the buffer back for the next slices (best effort: a worker that has
+                // gone allocates new ones).
+                Ok(()) => {
+                    if let (Some(worker), Ok((message, transfer))) =
+                        (&d.worker, Request::Recycle { voxels }.to_js())
+                    {
+                        let _ = worker.post_message_with_transfer(&message, &transfer);
+                    }
+                }
+                Err(message) => {
+                    drop(d);
+                    fail_and_restart(this, dispatch, message);
+                }
+            }
+        }
+        Ok(Response::Finished(finished)) => {
             d.busy = false;
             let decode_ms = now_ms() - d.sent_at;
             let what = d.what.clone();
+            let incoming = d.incoming.take();
             drop(d);
-            let count = voxels.length();
-            // The single UI-side copy; the transferred JS buffer is dropped with `voxels`.
-            let loaded = Loaded::new(*header, voxels.to_vec(), what);
-            publish_timing(decode_ms, count);
-            dispatch.dispatch(Action::Opened(Box::new(loaded)));
-            // A wasm heap never shrinks: the worker would keep the peak of this decode
-            // (at least the volume again) for as long as the page lives. A fresh one is small.
+            let loaded = incoming
+                .unwrap_or_else(|| Incoming::new(nodulens_core::MAX_VOXELS))
+                .finish(*finished)
+                .map(|(volume, statistics)| Loaded::new(volume, statistics, what));
+            match loaded {
+                Ok(loaded) => {
+                    publish_timing(decode_ms, loaded.volume.voxels.len() as u32);
+                    dispatch.dispatch(Action::Opened(Box::new(loaded)));
+                }
+                Err(message) => dispatch.dispatch(Action::Failed(message)),
+            }
+            // A wasm heap never shrinks: a fresh worker is small, whatever this decode
+            // grew the old one to.
             spawn_later(this);
         }
         Ok(Response::Failed { message }) => {
+            d.incoming = None;
             let ready = d.ready;
             if !ready {
                 // The loader could not initialise the worker's wasm: do not loop on it.
@@ -159,6 +197,17 @@ fn on_message(weak: &Weak<RefCell<Decoder>>, data: JsValue) {
             dispatch.dispatch(Action::Failed(message));
         }
     }
+}
+
+/// A broken stream: say why, drop what arrived, and start a fresh worker.
+fn fail_and_restart(this: DecoderRef, dispatch: UseReducerDispatcher<AppState>, message: String) {
+    {
+        let mut d = this.borrow_mut();
+        d.busy = false;
+        d.incoming = None;
+    }
+    dispatch.dispatch(Action::Failed(message));
+    spawn_later(this);
 }
 
 fn on_crash(weak: &Weak<RefCell<Decoder>>, message: String) {
@@ -198,9 +247,11 @@ fn post(d: &mut Decoder, request: Request) {
             .dispatch(Action::Failed("the decoder worker is not running".into()));
         return;
     };
-    let sent = request
-        .to_js()
-        .and_then(|msg| worker.post_message(&msg).map_err(|e| format!("{e:?}")));
+    let sent = request.to_js().and_then(|(msg, transfer)| {
+        worker
+            .post_message_with_transfer(&msg, &transfer)
+            .map_err(|e| format!("{e:?}"))
+    });
     match sent {
         Ok(()) => {
             d.busy = true;

@@ -101,7 +101,7 @@ mod app {
                     Some(Request::OpenSample { url, name, .. }) => {
                         Request::OpenSample { url, name, spacing }
                     }
-                    None => return,
+                    Some(Request::Recycle { .. }) | None => return,
                 };
                 decoder::open(&decoder, request, what.clone());
             })

@@ -1,66 +1,103 @@
 //! Messages between the UI and the decode worker.
 //!
 //! Both sides use the typed [`Request`] and [`Response`] enums; on the wire they are plain
-//! JS objects with a `kind` field, because `File`s and the voxel `Int16Array` must go
-//! through `postMessage` as themselves (Files are structured-cloned as handles, the voxel
-//! buffer is *transferred*), which serde cannot express. Everything else (the volume
-//! header, progress) is serde data.
+//! JS objects with a `kind` field, because `File`s and voxel `Int16Array`s must go through
+//! `postMessage` as themselves (Files are structured-cloned as handles, voxel buffers are
+//! *transferred*), which serde cannot express. Everything else (the volume header, progress)
+//! is serde data.
+//!
+//! A scan arrives as `Expect` (a size hint), `Slices` (decoded slices in the order the
+//! worker decoded them), then `Finished` (the header, and which arrival goes in which slot):
+//! the worker hands each slice on as it decodes it, so the volume is only ever whole in the
+//! UI, which puts the slices in place there ([`nodulens_core::dicom::arrange_slices`]).
 
-use nodulens_core::{Format, IntensityUnits, Metadata, Progress, Stage, Statistics, Volume};
+use nodulens_core::dicom::arrange_slices;
+use nodulens_core::{Progress, RunningStatistics, Stage, Statistics, Volume, VolumeHeader};
 use serde::{Deserialize, Serialize};
 
-/// Everything about a decoded volume except its voxels.
+/// The end of a scan's stream.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct VolumeHeader {
-    pub format: Format,
-    pub dims: [usize; 3],
-    pub spacing: [f64; 3],
-    pub origin: [f64; 3],
-    pub direction: [f64; 9],
-    pub units: IntensityUnits,
-    pub metadata: Metadata,
-    pub warnings: Vec<String>,
-    pub statistics: Statistics,
+pub struct Finished {
+    /// Every warning included.
+    pub header: VolumeHeader,
+    /// For each slot along the volume's third axis, the `Slices` message (one slice each)
+    /// that fills it; `None` when the messages are the volume, in order.
+    pub order: Option<Vec<usize>>,
 }
 
-impl VolumeHeader {
-    pub fn of(volume: &Volume) -> Self {
+/// A volume being received: the UI's side of `Expect`, `Slices`, `Finished`.
+#[derive(Debug)]
+pub struct Incoming {
+    voxels: Vec<i16>,
+    /// Voxels of each `Slices` message, in arrival order.
+    lengths: Vec<usize>,
+    /// Statistics of each `Slices` message, gathered as they come (the UI thread is idle
+    /// while the worker decodes).
+    statistics: Vec<RunningStatistics>,
+    max_voxels: u64,
+}
+
+impl Incoming {
+    /// Refuses to hold more than `max_voxels`.
+    pub fn new(max_voxels: u64) -> Self {
         Self {
-            format: volume.format,
-            dims: volume.dims,
-            spacing: volume.spacing,
-            origin: volume.origin,
-            direction: volume.direction,
-            units: volume.units,
-            metadata: volume.metadata.clone(),
-            warnings: volume.warnings.clone(),
-            statistics: volume.statistics(),
+            voxels: Vec::new(),
+            lengths: Vec::new(),
+            statistics: Vec::new(),
+            max_voxels,
         }
     }
 
-    /// Rebuilds the volume on the UI side; `None` if the voxel count does not match the
-    /// dimensions (a broken message must not turn into an out-of-bounds slice later).
-    pub fn into_volume(self, voxels: Vec<i16>) -> Option<(Volume, Statistics)> {
-        let expected = self
-            .dims
-            .iter()
-            .try_fold(1usize, |n, &d| n.checked_mul(d))?;
-        if expected != voxels.len() {
-            return None;
+    /// Reserves room for about `voxels` (once, so the volume is never copied to grow).
+    pub fn expect(&mut self, voxels: usize) {
+        let voxels = voxels.min(usize::try_from(self.max_voxels).unwrap_or(usize::MAX));
+        self.voxels
+            .reserve(voxels.saturating_sub(self.voxels.len()));
+    }
+
+    /// Appends the next `len` voxels that arrived, which `fill` writes.
+    pub fn append(&mut self, len: usize, fill: impl FnOnce(&mut [i16])) -> Result<(), String> {
+        let start = self.voxels.len();
+        let end = start
+            .checked_add(len)
+            .filter(|&end| end as u64 <= self.max_voxels)
+            .ok_or_else(|| {
+                format!(
+                    "the decoder sent more than the limit of {} voxels",
+                    self.max_voxels
+                )
+            })?;
+        self.voxels.resize(end, 0);
+        fill(&mut self.voxels[start..]);
+        let mut statistics = RunningStatistics::default();
+        statistics.add(&self.voxels[start..]);
+        self.statistics.push(statistics);
+        self.lengths.push(len);
+        Ok(())
+    }
+
+    /// The volume, with its slices put in place.
+    pub fn finish(self, finished: Finished) -> Result<(Volume, Statistics), String> {
+        let mut voxels = self.voxels;
+        let mut statistics = RunningStatistics::default();
+        if let Some(order) = &finished.order {
+            let slice_len = finished.header.dims[0] * finished.header.dims[1];
+            arrange_slices(&mut voxels, &self.lengths, order, slice_len)
+                .map_err(|e| format!("the decoder's slices do not fit together: {e}"))?;
+            for &arrival in order {
+                // arrange_slices checked that every arrival named exists.
+                if let Some(s) = self.statistics.get(arrival) {
+                    statistics.merge(s);
+                }
+            }
+        } else {
+            self.statistics.iter().for_each(|s| statistics.merge(s));
         }
-        let statistics = self.statistics;
-        let volume = Volume {
-            format: self.format,
-            dims: self.dims,
-            spacing: self.spacing,
-            origin: self.origin,
-            direction: self.direction,
-            units: self.units,
-            voxels,
-            metadata: self.metadata,
-            warnings: self.warnings,
-        };
-        Some((volume, statistics))
+        let volume = finished
+            .header
+            .into_volume(voxels)
+            .ok_or_else(|| "the decoder's volume does not fill its dimensions".to_owned())?;
+        Ok((volume, statistics.finish()))
     }
 }
 
@@ -141,7 +178,7 @@ pub use wire::*;
 
 #[cfg(target_arch = "wasm32")]
 mod wire {
-    use super::{LoadProgress, VolumeHeader};
+    use super::{Finished, LoadProgress};
     use js_sys::{Array, Int16Array, Object, Reflect};
     use wasm_bindgen::{JsCast, JsValue};
 
@@ -153,7 +190,7 @@ mod wire {
     }
 
     /// UI → worker.
-    #[derive(Debug, Clone, PartialEq)]
+    #[derive(Debug, Clone)]
     pub enum Request {
         /// Open these files (read lazily in the worker); `spacing` is for image stacks.
         Open {
@@ -166,6 +203,9 @@ mod wire {
             name: String,
             spacing: [f64; 3],
         },
+        /// A `Slices` buffer the UI has copied, handed back for the next slices: the JS
+        /// memory of slices in flight stays bounded instead of waiting for the collector.
+        Recycle { voxels: Int16Array },
     }
 
     /// Worker → UI.
@@ -174,10 +214,16 @@ mod wire {
         /// The worker's wasm is initialised; messages sent before this would be lost.
         Ready,
         Progress(LoadProgress),
-        Opened {
-            header: Box<VolumeHeader>,
+        /// About this many voxels will follow.
+        Expect {
+            voxels: usize,
+        },
+        /// The next decoded voxels.
+        Slices {
             voxels: Int16Array,
         },
+        /// Every slice has been sent.
+        Finished(Box<Finished>),
         Failed {
             message: String,
         },
@@ -209,8 +255,10 @@ mod wire {
     }
 
     impl Request {
-        pub fn to_js(&self) -> Result<JsValue, String> {
+        /// The message and its transfer list.
+        pub fn to_js(&self) -> Result<(JsValue, Array), String> {
             let obj = Object::new();
+            let transfer = Array::new();
             match self {
                 Request::Open { files, spacing } => {
                     set(&obj, "kind", &"open".into())?;
@@ -226,12 +274,18 @@ mod wire {
                     set(&obj, "name", &name.into())?;
                     set(&obj, "spacing", &to_js(spacing)?)?;
                 }
+                Request::Recycle { voxels } => {
+                    set(&obj, "kind", &"recycle".into())?;
+                    set(&obj, "voxels", voxels)?;
+                    transfer.push(&voxels.buffer());
+                }
             }
-            Ok(obj.into())
+            Ok((obj.into(), transfer))
         }
 
         pub fn from_js(value: &JsValue) -> Result<Request, String> {
-            let spacing: [f64; 3] = from_js(get(value, "spacing")?, "spacing")?;
+            let spacing =
+                || -> Result<[f64; 3], String> { from_js(get(value, "spacing")?, "spacing") };
             match get_string(value, "kind")?.as_str() {
                 "open" => {
                     let files: Array = get(value, "files")?
@@ -251,12 +305,20 @@ mod wire {
                             Ok(InputFile { path, file })
                         })
                         .collect::<Result<_, String>>()?;
-                    Ok(Request::Open { files, spacing })
+                    Ok(Request::Open {
+                        files,
+                        spacing: spacing()?,
+                    })
                 }
                 "sample" => Ok(Request::OpenSample {
                     url: get_string(value, "url")?,
                     name: get_string(value, "name")?,
-                    spacing,
+                    spacing: spacing()?,
+                }),
+                "recycle" => Ok(Request::Recycle {
+                    voxels: get(value, "voxels")?.dyn_into().map_err(|_| {
+                        "malformed message: voxels are not an Int16Array".to_owned()
+                    })?,
                 }),
                 other => Err(format!("unknown request `{other}`")),
             }
@@ -264,7 +326,7 @@ mod wire {
     }
 
     impl Response {
-        /// The message and its transfer list (the voxel buffer moves, it is not copied).
+        /// The message and its transfer list (voxel buffers move, they are not copied).
         pub fn to_js(&self) -> Result<(JsValue, Array), String> {
             let obj = Object::new();
             let transfer = Array::new();
@@ -274,11 +336,18 @@ mod wire {
                     set(&obj, "kind", &"progress".into())?;
                     set(&obj, "progress", &to_js(p)?)?;
                 }
-                Response::Opened { header, voxels } => {
-                    set(&obj, "kind", &"opened".into())?;
-                    set(&obj, "header", &to_js(header)?)?;
+                Response::Expect { voxels } => {
+                    set(&obj, "kind", &"expect".into())?;
+                    set(&obj, "voxels", &JsValue::from_f64(*voxels as f64))?;
+                }
+                Response::Slices { voxels } => {
+                    set(&obj, "kind", &"slices".into())?;
                     set(&obj, "voxels", voxels)?;
                     transfer.push(&voxels.buffer());
+                }
+                Response::Finished(finished) => {
+                    set(&obj, "kind", &"finished".into())?;
+                    set(&obj, "finished", &to_js(finished)?)?;
                 }
                 Response::Failed { message } => {
                     set(&obj, "kind", &"failed".into())?;
@@ -295,12 +364,22 @@ mod wire {
                     get(value, "progress")?,
                     "progress",
                 )?)),
-                "opened" => Ok(Response::Opened {
-                    header: from_js(get(value, "header")?, "volume header")?,
+                "expect" => Ok(Response::Expect {
+                    voxels: get(value, "voxels")?
+                        .as_f64()
+                        .filter(|f| f.fract() == 0.0 && *f >= 0.0)
+                        .ok_or_else(|| "malformed message: `voxels` is not a count".to_owned())?
+                        as usize,
+                }),
+                "slices" => Ok(Response::Slices {
                     voxels: get(value, "voxels")?.dyn_into().map_err(|_| {
                         "malformed message: voxels are not an Int16Array".to_owned()
                     })?,
                 }),
+                "finished" => Ok(Response::Finished(Box::new(from_js(
+                    get(value, "finished")?,
+                    "end of volume",
+                )?))),
                 "failed" => Ok(Response::Failed {
                     message: get_string(value, "message")?,
                 }),
@@ -338,25 +417,68 @@ mod tests {
         assert!(t.should_send(at(LoadStage::Decoding, 10, 10), 62.0));
     }
 
-    #[test]
-    fn header_round_trips_and_checks_voxel_count() {
-        let volume = Volume {
-            format: Format::Nifti,
-            dims: [2, 2, 1],
+    fn volume() -> Volume {
+        Volume {
+            format: nodulens_core::Format::Nifti,
+            dims: [2, 2, 3],
             spacing: [1.0, 1.0, 2.0],
             origin: [0.0; 3],
             direction: [1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0],
-            units: IntensityUnits::Hounsfield,
-            voxels: vec![-1000, 0, 40, 1000],
-            metadata: Metadata::default(),
-            warnings: vec!["w".into()],
-        };
-        let header = VolumeHeader::of(&volume);
-        assert_eq!(header.statistics.max, 1000);
-        assert!(header.clone().into_volume(vec![0; 3]).is_none());
-        let (back, _) = header
-            .into_volume(volume.voxels.clone())
-            .expect("count matches");
+            units: nodulens_core::IntensityUnits::Hounsfield,
+            voxels: (0..12).map(|v| v * 100 - 600).collect(),
+            metadata: nodulens_core::Metadata::default(),
+            warnings: vec!["from the header".into()],
+        }
+    }
+
+    fn finished(volume: &Volume, order: Option<Vec<usize>>) -> Finished {
+        Finished {
+            header: volume.header(),
+            order,
+        }
+    }
+
+    #[test]
+    fn slices_in_arrival_order_are_put_in_place() {
+        let volume = volume();
+        let mut incoming = Incoming::new(u64::MAX);
+        incoming.expect(12);
+        // Arrivals: slice 2, slice 0, a stranger of 2 voxels, slice 1.
+        let slice = |slot: usize| &volume.voxels[slot * 4..(slot + 1) * 4];
+        for slot in [2usize, 0] {
+            incoming
+                .append(4, |room| room.copy_from_slice(slice(slot)))
+                .expect("room");
+        }
+        // The stranger's extreme values must not reach the statistics.
+        incoming
+            .append(2, |room| room.fill(i16::MAX))
+            .expect("room");
+        incoming
+            .append(4, |room| room.copy_from_slice(slice(1)))
+            .expect("room");
+        let (back, statistics) = incoming
+            .finish(finished(&volume, Some(vec![1, 3, 0])))
+            .expect("complete");
         assert_eq!(back, volume);
+        assert_eq!(statistics, volume.statistics());
+    }
+
+    #[test]
+    fn broken_streams_are_refused() {
+        let volume = volume();
+        let mut incoming = Incoming::new(11);
+        assert!(incoming.append(8, |_| ()).is_ok());
+        assert!(incoming.append(4, |_| ()).is_err(), "over the limit");
+        let mut incoming = Incoming::new(u64::MAX);
+        incoming.append(8, |_| ()).expect("room");
+        let err = incoming.finish(finished(&volume, None)).unwrap_err();
+        assert!(err.contains("does not fill"), "{err}");
+        let mut incoming = Incoming::new(u64::MAX);
+        incoming.append(4, |_| ()).expect("room");
+        let err = incoming
+            .finish(finished(&volume, Some(vec![0, 0, 0])))
+            .unwrap_err();
+        assert!(err.contains("do not fit"), "{err}");
     }
 }

@@ -3,7 +3,7 @@
 use std::rc::Rc;
 
 use nodulens_app::display::{self, Flips};
-use nodulens_app::protocol::{LoadProgress, VolumeHeader};
+use nodulens_app::protocol::LoadProgress;
 use nodulens_core::view::{self, Plane, Window};
 use nodulens_core::{IntensityUnits, Statistics, Volume};
 use yew::Reducible;
@@ -24,23 +24,21 @@ pub struct Loaded {
 }
 
 impl Loaded {
-    /// `None` if the voxels do not fill the header's dimensions. The generation is
-    /// assigned by the reducer.
-    pub fn new(header: VolumeHeader, voxels: Vec<i16>, source: String) -> Option<Self> {
-        let (volume, statistics) = header.into_volume(voxels)?;
+    /// The generation is assigned by the reducer.
+    pub fn new(volume: Volume, statistics: Statistics, source: String) -> Self {
         let flips = Plane::ALL.map(|p| Flips::for_plane(&volume.direction, p));
         let default_window = match volume.units {
             IntensityUnits::Hounsfield => Window::LUNG,
             IntensityUnits::GreyLevels => Window::spanning(statistics.min, statistics.max),
         };
-        Some(Self {
+        Self {
             generation: 0,
             volume,
             statistics,
             flips,
             default_window,
             source,
-        })
+        }
     }
 
     pub fn flips(&self, plane: Plane) -> Flips {
@@ -151,8 +149,8 @@ pub enum Action {
         what: String,
     },
     Progress(LoadProgress),
-    /// The worker's result; `None` volume means the message did not add up.
-    Opened(Box<Option<Loaded>>),
+    /// The worker's result, whole.
+    Opened(Box<Loaded>),
     Failed(String),
     /// The worker died (panic, out of memory) — only an error if a decode was running.
     WorkerCrashed(String),
@@ -206,22 +204,12 @@ impl Reducible for AppState {
             }
             Action::Opened(loaded) => {
                 s.loading = None;
-                match *loaded {
-                    Some(mut loaded) => {
-                        loaded.generation = s.next_generation;
-                        s.next_generation += 1;
-                        s.views = Self::centred_views(&loaded);
-                        s.window = loaded.default_window;
-                        s.loaded = Some(VolumeRef(Rc::new(loaded)));
-                    }
-                    None => {
-                        s.error = Some(
-                            "the decoder's result was inconsistent (voxel count does not match \
-                             the dimensions)"
-                                .into(),
-                        )
-                    }
-                }
+                let mut loaded = *loaded;
+                loaded.generation = s.next_generation;
+                s.next_generation += 1;
+                s.views = Self::centred_views(&loaded);
+                s.window = loaded.default_window;
+                s.loaded = Some(VolumeRef(Rc::new(loaded)));
             }
             Action::Failed(message) => {
                 s.loading = None;

@@ -1,58 +1,99 @@
-//! The decode worker: receives [`Request`]s, opens scans with `nodulens_core::open`, and
-//! answers with progress and the volume. Runs in a dedicated Web Worker, so the blocking
-//! decode never freezes the page. Dropped files are read into memory concurrently first
-//! (see [`PrefetchedFiles`]).
+//! The decode worker: receives [`Request`]s, opens scans with `nodulens_core`, and streams
+//! the volume to the UI as `Expect`, `Slices`, `Finished`, with progress. Runs in a dedicated
+//! Web Worker, so the blocking decode never freezes the page.
+//!
+//! In a browser, reading the dropped files is as slow as decoding them, and each read has a
+//! fixed cost, so a DICOM folder is read once, file by file, with many reads in flight: each
+//! file is decoded as soon as it arrives (while later ones are still being read) by
+//! [`DicomStream`], and each slice is posted to the UI at once. The UI puts the slices in
+//! place at the end. The worker never holds the files and the volume at once: the peak is
+//! the UI's volume plus the files in flight.
 
 use std::borrow::Cow;
 use std::cell::RefCell;
+use std::collections::{BTreeMap, VecDeque};
 
-use js_sys::{Int16Array, Uint8Array};
-use nodulens_core::{FileSource, MemoryFiles, OpenOptions, ReadError};
+use js_sys::{ArrayBuffer, Int16Array, Uint8Array};
+use nodulens_core::dicom::{Added, ArrivalSink, DicomStream};
+use nodulens_core::{FileSource, MemoryFiles, OpenOptions, Opening, ReadError, Volume};
 use wasm_bindgen::JsCast;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::JsFuture;
 use web_sys::{DedicatedWorkerGlobalScope, MessageEvent};
 
-use crate::protocol::{
-    InputFile, LoadProgress, LoadStage, Request, Response, Throttle, VolumeHeader,
-};
+use crate::protocol::{Finished, InputFile, LoadProgress, LoadStage, Request, Response, Throttle};
 
-/// Files read into JS memory all at once: the reads run concurrently, where one
-/// synchronous `FileReaderSync` call per file and pass cost a browser round trip each
-/// (10× slower than the decode itself). Each file's buffer is dropped after its second
-/// read (header pass, then pixel pass), so the bytes held shrink as the volume grows.
-struct PrefetchedFiles {
-    names: Vec<String>,
-    sizes: Vec<u64>,
-    buffers: RefCell<Vec<Option<js_sys::ArrayBuffer>>>,
-    reads: RefCell<Vec<u8>>,
+/// Whole files being read ahead of the decoder. Reads in flight overlap their fixed costs
+/// (64 read a folder about as fast as all at once), and bound what waits in memory
+/// (about 32 MB of CT slices).
+const READ_AHEAD: usize = 64;
+
+/// A volume decoded at once is posted in parts of about this many voxels (16 MB).
+const POST_VOXELS: usize = 8 << 20;
+
+/// Formats whose readers read whole files at once (one file, a zip, a picture per slice):
+/// fetched whole, all together, before they run. Anything else is taken as DICOM.
+fn read_whole_up_front(name: &str) -> bool {
+    let lower = name.to_ascii_lowercase();
+    [
+        ".nii", ".nii.gz", ".mhd", ".mha", ".raw", ".zraw", ".zip", ".png", ".jpg", ".jpeg",
+    ]
+    .iter()
+    .any(|ext| lower.ends_with(ext))
 }
 
-impl PrefetchedFiles {
-    async fn read_all(files: Vec<InputFile>) -> Result<Self, String> {
+/// The dropped files, fetched whole up front (non-DICOM formats) or read as the decoder
+/// goes ([`BrowserFiles::read_later`]); anything else a reader asks for is read with
+/// `FileReaderSync`.
+struct BrowserFiles {
+    names: Vec<String>,
+    sizes: Vec<u64>,
+    files: Vec<web_sys::File>,
+    fetched: Vec<Option<ArrayBuffer>>,
+}
+
+impl BrowserFiles {
+    fn new(files: Vec<InputFile>) -> Self {
+        Self {
+            sizes: files.iter().map(|f| f.file.size() as u64).collect(),
+            names: files.iter().map(|f| f.path.clone()).collect(),
+            fetched: vec![None; files.len()],
+            files: files.into_iter().map(|f| f.file).collect(),
+        }
+    }
+
+    /// Reads every file at once (the reads run concurrently).
+    async fn fetch_all(&mut self) -> Result<(), String> {
         report(LoadProgress {
             stage: LoadStage::Reading,
             done: 0,
-            total: files.len(),
+            total: self.files.len(),
         });
-        let promises: js_sys::Array = files.iter().map(|f| f.file.array_buffer()).collect();
+        let promises: js_sys::Array = self.files.iter().map(|f| f.array_buffer()).collect();
         let buffers = JsFuture::from(js_sys::Promise::all(&promises))
             .await
             .map_err(|e| format!("the files could not be read: {}", js_error_text(&e)))?;
-        let buffers: Vec<Option<js_sys::ArrayBuffer>> = js_sys::Array::from(&buffers)
+        self.fetched = js_sys::Array::from(&buffers)
             .iter()
-            .map(|b| b.dyn_into::<js_sys::ArrayBuffer>().ok())
+            .map(|b| b.dyn_into::<ArrayBuffer>().ok())
             .collect();
-        Ok(Self {
-            sizes: files.iter().map(|f| f.file.size() as u64).collect(),
-            names: files.into_iter().map(|f| f.path).collect(),
-            reads: RefCell::new(vec![0; buffers.len()]),
-            buffers: RefCell::new(buffers),
-        })
+        Ok(())
+    }
+
+    /// A whole file, read asynchronously.
+    fn read_later(&self, index: usize) -> JsFuture {
+        JsFuture::from(self.files[index].array_buffer())
+    }
+
+    fn io_error(&self, index: usize, reason: String) -> ReadError {
+        ReadError::Io {
+            file: self.names[index].clone(),
+            reason,
+        }
     }
 }
 
-impl FileSource for PrefetchedFiles {
+impl FileSource for BrowserFiles {
     fn count(&self) -> usize {
         self.names.len()
     }
@@ -63,18 +104,16 @@ impl FileSource for PrefetchedFiles {
         self.sizes[index]
     }
     fn read(&self, index: usize) -> Result<Cow<'_, [u8]>, ReadError> {
-        let mut buffers = self.buffers.borrow_mut();
-        let mut reads = self.reads.borrow_mut();
-        reads[index] = reads[index].saturating_add(1);
-        let buffer = if reads[index] >= 2 {
-            buffers[index].take()
-        } else {
-            buffers[index].clone()
-        };
-        let buffer = buffer.ok_or_else(|| ReadError::Io {
-            file: self.names[index].clone(),
-            reason: "the browser did not return the file's contents".to_owned(),
-        })?;
+        if let Some(buffer) = &self.fetched[index] {
+            return Ok(Cow::Owned(Uint8Array::new(buffer).to_vec()));
+        }
+        // Not fetched up front (a data file an .mhd names among DICOM-looking files): rare,
+        // so one synchronous read is fine.
+        let reader =
+            web_sys::FileReaderSync::new().map_err(|e| self.io_error(index, js_error_text(&e)))?;
+        let buffer = reader
+            .read_as_array_buffer(&self.files[index])
+            .map_err(|e| self.io_error(index, js_error_text(&e)))?;
         Ok(Cow::Owned(Uint8Array::new(&buffer).to_vec()))
     }
 }
@@ -111,7 +150,12 @@ fn post(response: &Response) {
 
 thread_local! {
     static THROTTLE: RefCell<Throttle> = RefCell::new(Throttle::default());
+    /// Slice buffers the UI handed back, reused for the next slices.
+    static RECYCLED: RefCell<Vec<Int16Array>> = const { RefCell::new(Vec::new()) };
 }
+
+/// More recycled buffers than this are let go (a slice is usually 512 KB).
+const RECYCLED_MAX: usize = 64;
 
 fn report(progress: LoadProgress) {
     let now = js_sys::Date::now();
@@ -130,44 +174,198 @@ fn now_ms() -> f64 {
 
 /// Where the time of one open went, in the worker's console (read by the browser benchmark,
 /// and a first clue for anyone asking why a scan opens slowly).
-fn log_timings(read_ms: f64, decode_ms: f64, handoff_ms: f64) {
+fn log_timings(what: &str, ms: f64) {
+    web_sys::console::log_1(&format!("nodulens timings: {what} {ms:.0} ms").into());
+}
+
+/// Posts each decoded slice to the UI.
+struct PostSlices {
+    scratch: Vec<i16>,
+}
+
+impl ArrivalSink for PostSlices {
+    fn expect(&mut self, voxels: usize) {
+        post(&Response::Expect { voxels });
+    }
+    fn slice(&mut self, len: usize) -> Result<&mut [i16], ReadError> {
+        self.scratch.resize(len, 0);
+        Ok(&mut self.scratch)
+    }
+    fn done(&mut self) -> Result<(), ReadError> {
+        let recycled = RECYCLED.with(|pool| {
+            let mut pool = pool.borrow_mut();
+            let at = pool
+                .iter()
+                .position(|b| b.length() as usize == self.scratch.len())?;
+            Some(pool.swap_remove(at))
+        });
+        let voxels = match recycled {
+            Some(buffer) => {
+                buffer.copy_from(&self.scratch);
+                buffer
+            }
+            None => Int16Array::from(&self.scratch[..]),
+        };
+        post(&Response::Slices { voxels });
+        Ok(())
+    }
+}
+
+/// The next file's bytes: from what was fetched up front, else from the read-ahead queue
+/// (which this tops up to [`READ_AHEAD`] reads in flight).
+struct FileFeed<'a> {
+    source: &'a dyn FileSource,
+    blobs: Option<&'a BrowserFiles>,
+    reading: VecDeque<(usize, JsFuture)>,
+    next_read: usize,
+}
+
+impl FileFeed<'_> {
+    async fn next(&mut self, file: usize) -> Result<(Vec<u8>, Option<ArrayBuffer>), String> {
+        let Some(blobs) = self.blobs.filter(|b| b.fetched[file].is_none()) else {
+            let bytes = self.source.read(file).map_err(|e| e.to_string())?;
+            return Ok((bytes.into_owned(), None));
+        };
+        while self.next_read < blobs.count() && self.reading.len() < READ_AHEAD {
+            let index = self.next_read;
+            self.reading.push_back((index, blobs.read_later(index)));
+            self.next_read += 1;
+        }
+        match self.reading.pop_front() {
+            Some((index, read)) if index == file => {
+                let buffer: ArrayBuffer = read
+                    .await
+                    .map_err(|e| {
+                        format!(
+                            "{}: could not be read: {}",
+                            blobs.name(file),
+                            js_error_text(&e)
+                        )
+                    })?
+                    .unchecked_into();
+                Ok((Uint8Array::new(&buffer).to_vec(), Some(buffer)))
+            }
+            _ => Err("internal: files read out of order".to_owned()),
+        }
+    }
+}
+
+/// Milliseconds spent waiting for file reads and decoding, for the console.
+#[derive(Default)]
+struct Times {
+    waiting: f64,
+    decoding: f64,
+}
+
+/// Feeds every file to a [`DicomStream`] in order, decoding as they arrive; then decodes the
+/// files of the chosen series that had to wait, and says where each slice goes.
+async fn stream_dicom(
+    mut stream: DicomStream,
+    source: &dyn FileSource,
+    blobs: Option<&BrowserFiles>,
+) -> Result<Finished, String> {
+    let total = source.count();
+    let mut sink = PostSlices {
+        scratch: Vec::new(),
+    };
+    let mut feed = FileFeed {
+        source,
+        blobs,
+        reading: VecDeque::new(),
+        next_read: 0,
+    };
+    let mut times = Times::default();
+    // Files of series that did not lead when they came, kept in JS memory until the series
+    // is chosen.
+    let mut waiting: BTreeMap<usize, ArrayBuffer> = BTreeMap::new();
+    for file in 0..total {
+        report(LoadProgress {
+            stage: LoadStage::Decoding,
+            done: file,
+            total,
+        });
+        let waited = now_ms();
+        let (bytes, buffer) = feed.next(file).await?;
+        let decoding = now_ms();
+        let added = stream
+            .add_file(file, source.name(file), &bytes, &mut sink)
+            .map_err(|e| e.to_string())?;
+        times.waiting += decoding - waited;
+        times.decoding += now_ms() - decoding;
+        if let (Added::Deferred, Some(buffer)) = (added, buffer) {
+            waiting.insert(file, buffer);
+        }
+    }
     web_sys::console::log_1(
         &format!(
-            "nodulens timings: read files {read_ms:.0} ms, decode {decode_ms:.0} ms, hand-off {handoff_ms:.0} ms"
+            "nodulens timings: waiting for reads {:.0} ms, parsing and decoding {:.0} ms",
+            times.waiting, times.decoding
         )
         .into(),
     );
+    let late = stream.files_to_decode_late().map_err(|e| e.to_string())?;
+    for file in late {
+        let bytes = match waiting.remove(&file) {
+            Some(buffer) => Uint8Array::new(&buffer).to_vec(),
+            None => source.read(file).map_err(|e| e.to_string())?.into_owned(),
+        };
+        stream
+            .decode_late(file, source.name(file), &bytes, &mut sink)
+            .map_err(|e| e.to_string())?;
+    }
+    drop(waiting);
+    let (header, order) = stream.finish().map_err(|e| e.to_string())?;
+    Ok(Finished {
+        header,
+        order: Some(order),
+    })
 }
 
-fn decode(source: &dyn FileSource, spacing: [f64; 3], read_ms: f64) {
+/// Sends a volume decoded at once, in parts, and drops it.
+fn stream_volume(volume: Volume) -> Finished {
+    post(&Response::Expect {
+        voxels: volume.voxels.len(),
+    });
+    let slice_len = (volume.dims[0] * volume.dims[1]).max(1);
+    let slices_per_post = (POST_VOXELS / slice_len).max(1);
+    for voxels in volume.voxels.chunks(slices_per_post * slice_len) {
+        post(&Response::Slices {
+            voxels: Int16Array::from(voxels),
+        });
+    }
+    Finished {
+        header: volume.header(),
+        order: None,
+    }
+}
+
+/// Opens `source` and streams the result; `blobs` is the same source when it holds the
+/// browser's files (DICOM files are then read as the decoder goes).
+async fn open_and_stream(source: &dyn FileSource, blobs: Option<&BrowserFiles>, spacing: [f64; 3]) {
     let started = now_ms();
     let options = OpenOptions {
         stack_spacing_mm: spacing,
         ..OpenOptions::default()
     };
-    let result = nodulens_core::open(source, &options, &mut |p| {
+    let opening = nodulens_core::begin_open(source, &options, &mut |p| {
         report(p.into());
-        // Cancelling is done by terminating the worker: a blocking decode cannot read
-        // messages, so there is never a reason to stop from here.
+        // Cancelling is done by terminating the worker, so never from here.
         true
     });
-    let decoded = now_ms();
-    match result {
-        Ok(mut volume) => {
-            let header = VolumeHeader::of(&volume);
-            let voxels = Int16Array::new_with_length(volume.voxels.len() as u32);
-            voxels.copy_from(&volume.voxels);
-            // Free the wasm copy before posting: the JS buffer is now the only one.
-            volume.voxels = Vec::new();
-            post(&Response::Opened {
-                header: Box::new(header),
-                voxels,
-            });
-            log_timings(read_ms, decoded - started, now_ms() - decoded);
+    let (what, finished) = match opening {
+        Ok(Opening::Dicom(stream)) => (
+            "read and decode DICOM",
+            stream_dicom(stream, source, blobs).await,
+        ),
+        Ok(Opening::Decoded(volume)) => ("read and decode", Ok(stream_volume(volume))),
+        Err(e) => ("", Err(e.to_string())),
+    };
+    match finished {
+        Ok(finished) => {
+            post(&Response::Finished(Box::new(finished)));
+            log_timings(what, now_ms() - started);
         }
-        Err(e) => post(&Response::Failed {
-            message: e.to_string(),
-        }),
+        Err(message) => post(&Response::Failed { message }),
     }
 }
 
@@ -195,15 +393,26 @@ async fn fetch_bytes(url: &str) -> Result<Vec<u8>, String> {
 }
 
 fn handle(request: Request) {
+    if let Request::Recycle { voxels } = request {
+        RECYCLED.with(|pool| {
+            let mut pool = pool.borrow_mut();
+            if pool.len() < RECYCLED_MAX {
+                pool.push(voxels);
+            }
+        });
+        return;
+    }
     THROTTLE.with(|t| *t.borrow_mut() = Throttle::default());
     match request {
         Request::Open { files, spacing } => {
             wasm_bindgen_futures::spawn_local(async move {
-                let started = now_ms();
-                match PrefetchedFiles::read_all(files).await {
-                    Ok(source) => decode(&source, spacing, now_ms() - started),
-                    Err(message) => post(&Response::Failed { message }),
+                let whole = files.iter().any(|f| read_whole_up_front(&f.path));
+                let mut source = BrowserFiles::new(files);
+                if whole && let Err(message) = source.fetch_all().await {
+                    post(&Response::Failed { message });
+                    return;
                 }
+                open_and_stream(&source, Some(&source), spacing).await;
             });
         }
         Request::OpenSample { url, name, spacing } => {
@@ -213,17 +422,16 @@ fn handle(request: Request) {
                     done: 0,
                     total: 0,
                 });
-                let started = now_ms();
                 match fetch_bytes(&url).await {
-                    Ok(bytes) => decode(
-                        &MemoryFiles::new(vec![(name, bytes)]),
-                        spacing,
-                        now_ms() - started,
-                    ),
+                    Ok(bytes) => {
+                        let source = MemoryFiles::new(vec![(name, bytes)]);
+                        open_and_stream(&source, None, spacing).await
+                    }
                     Err(message) => post(&Response::Failed { message }),
                 }
             });
         }
+        Request::Recycle { .. } => {}
     }
 }
 

@@ -96,7 +96,7 @@ pub fn open(
 ) -> Result<Volume, ReadError> {
     match begin_open(source, options, progress)? {
         Opening::Decoded(volume) => Ok(volume),
-        Opening::Dicom(series) => crate::dicom::decode_all(series, source, progress),
+        Opening::Dicom(_) => crate::dicom::read(source, options, progress),
     }
 }
 
@@ -105,16 +105,14 @@ pub fn open(
 pub enum Opening {
     /// Decoded at once: one-file formats, image stacks, and whatever came in a zip.
     Decoded(Volume),
-    /// A DICOM series chosen and sorted from its headers, to be decoded file by file from
-    /// the source it was scanned from ([`DicomSeries::decode_file`]).
-    ///
-    /// [`DicomSeries::decode_file`]: crate::dicom::DicomSeries::decode_file
-    Dicom(crate::dicom::DicomSeries),
+    /// DICOM files, none read yet: give them, whole, one by one, to this stream (the
+    /// browser worker does, as the files arrive).
+    Dicom(crate::dicom::DicomStream),
 }
 
-/// [`open`] up to the pixels of a DICOM series: the browser worker decodes those as the
-/// files arrive and streams the slices on, so it never holds the files and the volume at
-/// once. Every other format is decoded here.
+/// [`open`], except that DICOM files are left to the caller to feed to a
+/// [`DicomStream`](crate::dicom::DicomStream) as it reads them (the browser worker decodes
+/// each while the next ones are still being read). Every other format is decoded here.
 pub fn begin_open(
     source: &dyn FileSource,
     options: &OpenOptions,
@@ -191,7 +189,11 @@ pub fn begin_open(
     }
     // Mixed pictures and other files: the others are DICOM candidates, pictures are ignored
     // by the DICOM reader with a warning.
-    crate::dicom::DicomSeries::scan(source, options, progress).map(Opening::Dicom)
+    let _ = progress;
+    Ok(Opening::Dicom(crate::dicom::DicomStream::new(
+        source.count(),
+        options,
+    )))
 }
 
 #[cfg(test)]

@@ -116,29 +116,11 @@ const SHORT_VRS: [&[u8; 2]; 21] = [
     b"SH", b"SL", b"SS", b"ST", b"TM", b"UI", b"UL", b"US",
 ];
 
-/// What the length walk could tell of a file given whole or as a prefix of `file_len` bytes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Walked {
-    /// The whole file was given and walked.
-    Whole,
-    /// A prefix that holds every element before the Pixel Data element, whose header it
-    /// also holds (and whose declared length fits the file): dicom-rs can read the header
-    /// from the prefix alone.
-    HeaderInPrefix,
-    /// A prefix that ends before the header does (or one the walk cannot judge, such as a
-    /// deflated data set or one with a nested icon image): read the whole file.
-    NeedWholeFile,
-}
-
 /// Walks the top-level element headers and refuses a file whose declared lengths run past
 /// its end, before dicom-rs allocates them: a truncated file or one whose transfer syntax is
 /// mislabelled would otherwise cost gigabytes of zero-filled buffers. Sequences and items are
 /// walked into; deflated data sets are inflated (capped) and walked.
-///
-/// `bytes` is the file or, when shorter than `file_len`, its first bytes: lengths are then
-/// checked against the real size and the walk stops at the Pixel Data element.
-fn check_lengths(bytes: &[u8], start: usize, file_len: usize) -> Result<Walked, String> {
-    let prefix = bytes.len() < file_len;
+fn check_lengths(bytes: &[u8], start: usize) -> Result<(), String> {
     // The meta group: always explicit VR little endian. dicom-rs reads it as its group length
     // (0002,0000) says: whole elements, of any group, until that many bytes are consumed; the
     // data set starts where that ends, so the walk must end there too.
@@ -149,31 +131,24 @@ fn check_lengths(bytes: &[u8], start: usize, file_len: usize) -> Result<Walked, 
             if read_u16(bytes, at, false) == Some(0x0002)
                 && read_u16(bytes, at + 2, false) == Some(0x0000) =>
         {
-            let Some(length) = read_u32(bytes, at + header, false) else {
-                return cut_short(prefix, "the file meta group is cut short");
-            };
+            let length =
+                read_u32(bytes, at + header, false).ok_or("the file meta group is cut short")?;
             at += header + 4;
             length as usize
         }
-        // dicom-rs refuses a meta group that does not start with its length (or a prefix is
-        // too short to tell): the whole file gives the error.
-        _ if prefix => return Ok(Walked::NeedWholeFile),
-        _ => return Ok(Walked::Whole),
+        // dicom-rs refuses a meta group that does not start with its length.
+        _ => return Ok(()),
     };
     let mut consumed = 0usize;
     while consumed < group_length {
         let group = read_u16(bytes, at, false).unwrap_or(0);
         let element = read_u16(bytes, at + 2, false).unwrap_or(0);
-        let Some((length, header)) = explicit_length(bytes, at, false) else {
-            return cut_short(prefix, "the file meta group is cut short");
-        };
-        if length == u32::MAX as usize || at + header + length > file_len {
+        let (length, header) =
+            explicit_length(bytes, at, false).ok_or("the file meta group is cut short")?;
+        if length == u32::MAX as usize || at + header + length > bytes.len() {
             return Err(format!(
                 "meta element ({group:04X},{element:04X}) claims {length} bytes but the file ends first (truncated)"
             ));
-        }
-        if at + header + length > bytes.len() {
-            return Ok(Walked::NeedWholeFile);
         }
         if (group, element) == (0x0002, 0x0010) {
             syntax = String::from_utf8_lossy(&bytes[at + header..at + header + length])
@@ -186,8 +161,6 @@ fn check_lengths(bytes: &[u8], start: usize, file_len: usize) -> Result<Walked, 
     let (explicit, big_endian) = match syntax.as_str() {
         "1.2.840.10008.1.2" => (false, false),
         "1.2.840.10008.1.2.2" => (true, true),
-        // A deflated stream cannot be walked from a prefix.
-        "1.2.840.10008.1.2.1.99" if prefix => return Ok(Walked::NeedWholeFile),
         "1.2.840.10008.1.2.1.99" => {
             // Deflated: walk the inflated data set (capped, so a deflate bomb stops here too).
             let mut inflated = Vec::new();
@@ -199,33 +172,20 @@ fn check_lengths(bytes: &[u8], start: usize, file_len: usize) -> Result<Walked, 
                 &mut inflated,
             )
             .map_err(|e| format!("the deflated data set is corrupt ({e})"))?;
-            let inflated_len = inflated.len();
-            return walk_data_set(&inflated, 0, true, false, inflated_len);
+            return walk_data_set(&inflated, 0, true, false);
         }
         _ => (true, false),
     };
-    walk_data_set(bytes, at, explicit, big_endian, file_len)
+    walk_data_set(bytes, at, explicit, big_endian)
 }
 
-/// A header cut short: an error in a whole file, a reason to read the rest of a prefix.
-fn cut_short(prefix: bool, reason: &str) -> Result<Walked, String> {
-    if prefix {
-        Ok(Walked::NeedWholeFile)
-    } else {
-        Err(reason.to_owned())
-    }
-}
-
-/// The element walk of [`check_lengths`] over a data set starting at `at`, in a file of
-/// `file_len` bytes of which `bytes` may be only the first.
+/// The element walk of [`check_lengths`] over a data set starting at `at`.
 fn walk_data_set(
     bytes: &[u8],
     mut at: usize,
     explicit: bool,
     big_endian: bool,
-    file_len: usize,
-) -> Result<Walked, String> {
-    let prefix = bytes.len() < file_len;
+) -> Result<(), String> {
     // A linear walk through nested data sets too: sequences and items are entered (only
     // their headers skipped), so a bogus length deep inside a sequence is caught as well.
     // Encapsulated pixel data holds fragments, not elements: those are skipped whole.
@@ -239,7 +199,7 @@ fn walk_data_set(
             let length = read_u32(bytes, at + 4, big_endian).unwrap_or(0) as usize;
             match element {
                 0xE000 if in_fragments && length != u32::MAX as usize => {
-                    if at + 8 + length > file_len {
+                    if at + 8 + length > bytes.len() {
                         return Err(format!(
                             "a pixel data fragment claims {length} bytes but the file ends first (truncated)"
                         ));
@@ -255,24 +215,12 @@ fn walk_data_set(
             continue;
         }
         let (length, header) = if explicit {
-            match explicit_length(bytes, at, big_endian) {
-                Some(found) => found,
-                None => return cut_short(prefix, "an element header is cut short"),
-            }
+            explicit_length(bytes, at, big_endian).ok_or("an element header is cut short")?
         } else {
             (read_u32(bytes, at + 4, big_endian).unwrap_or(0) as usize, 8)
         };
-        let pixel_data = (group, element) == (0x7FE0, 0x0010);
-        if prefix && (group, element) == (0x0088, 0x0200) {
-            // An icon image holds a Pixel Data element of its own, nested: this linear walk
-            // could take it for the image's.
-            return Ok(Walked::NeedWholeFile);
-        }
         if length == u32::MAX as usize {
-            if prefix && pixel_data {
-                return Ok(Walked::HeaderInPrefix);
-            }
-            in_fragments = pixel_data;
+            in_fragments = (group, element) == (0x7FE0, 0x0010);
             at += header;
             continue;
         }
@@ -306,31 +254,20 @@ fn walk_data_set(
                 "element ({group:04X},{element:04X}) claims {length} bytes, not a whole number of {size}-byte values (corrupt)"
             ));
         }
-        if at + header + length > file_len {
-            let what = if pixel_data {
+        if at + header + length > bytes.len() {
+            let what = if (group, element) == (0x7FE0, 0x0010) {
                 "Pixel Data".to_owned()
             } else {
                 format!("element ({group:04X},{element:04X})")
             };
             return Err(format!(
                 "{what} claims {length} bytes but only {} remain (truncated, or the transfer syntax is mislabelled)",
-                file_len - (at + header).min(file_len)
+                bytes.len() - (at + header).min(bytes.len())
             ));
-        }
-        if prefix && pixel_data {
-            return Ok(Walked::HeaderInPrefix);
-        }
-        if at + header + length > bytes.len() {
-            // Only a prefix gets here: an element runs past its end.
-            return Ok(Walked::NeedWholeFile);
         }
         at += header + length;
     }
-    Ok(if prefix {
-        Walked::NeedWholeFile
-    } else {
-        Walked::Whole
-    })
+    Ok(())
 }
 
 /// The VR dicom-rs gives a tag in an implicit-VR data set (its dictionary, else UN).
@@ -367,48 +304,6 @@ fn explicit_length(bytes: &[u8], at: usize, big_endian: bool) -> Option<(usize, 
 }
 
 fn parse(bytes: &[u8], name: &str, headers_only: bool) -> Result<Option<Parsed>, ReadError> {
-    let sniffed = sniff(bytes);
-    let checked = match sniffed {
-        Sniff::Preamble => check_lengths(bytes, 132, bytes.len()),
-        Sniff::MetaOnly => check_lengths(bytes, 4, bytes.len()),
-        // A bare data set: implicit VR little endian from the first byte.
-        Sniff::Bare => walk_data_set(bytes, 0, false, false, bytes.len()),
-        Sniff::NotDicom => Ok(Walked::Whole),
-    };
-    checked.map_err(|reason| ReadError::malformed(name, reason))?;
-    parse_checked(bytes, name, headers_only, sniffed)
-}
-
-/// The header of a file from its first bytes, when they hold all of it: `None` when the
-/// whole file must be read (the header runs past the prefix, or the prefix cannot tell).
-/// Errors are those [`parse`] gives for the whole file.
-fn parse_header_prefix(
-    prefix: &[u8],
-    file_len: usize,
-    name: &str,
-) -> Option<Result<Option<Parsed>, ReadError>> {
-    let sniffed = sniff(prefix);
-    let walked = match sniffed {
-        Sniff::Preamble => check_lengths(prefix, 132, file_len),
-        Sniff::MetaOnly => check_lengths(prefix, 4, file_len),
-        Sniff::Bare => walk_data_set(prefix, 0, false, false, file_len),
-        // Sniffing a bare data set compares a length with the bytes given: judge it whole.
-        Sniff::NotDicom => return None,
-    };
-    match walked {
-        Err(reason) => Some(Err(ReadError::malformed(name, reason))),
-        Ok(Walked::HeaderInPrefix) => parse_checked(prefix, name, true, sniffed).ok().map(Ok),
-        Ok(Walked::Whole | Walked::NeedWholeFile) => None,
-    }
-}
-
-/// dicom-rs's reading of bytes whose lengths [`check_lengths`] has accepted.
-fn parse_checked(
-    bytes: &[u8],
-    name: &str,
-    headers_only: bool,
-    sniffed: Sniff,
-) -> Result<Option<Parsed>, ReadError> {
     let options = || {
         let options = OpenFileOptions::new();
         if headers_only {
@@ -420,6 +315,15 @@ fn parse_checked(
     let bad = |e: &dyn std::fmt::Display| {
         ReadError::malformed(name, format!("not a readable DICOM file ({e})"))
     };
+    let sniffed = sniff(bytes);
+    let checked = match sniffed {
+        Sniff::Preamble => check_lengths(bytes, 132),
+        Sniff::MetaOnly => check_lengths(bytes, 4),
+        // A bare data set: implicit VR little endian from the first byte.
+        Sniff::Bare => walk_data_set(bytes, 0, false, false),
+        Sniff::NotDicom => Ok(()),
+    };
+    checked.map_err(|reason| ReadError::malformed(name, reason))?;
     match sniffed {
         Sniff::Preamble => options()
             .read_preamble(ReadPreamble::Always)
@@ -438,28 +342,6 @@ fn parse_checked(
         }
         Sniff::NotDicom => Ok(None),
     }
-}
-
-/// Bytes asked for first when reading a header: CT headers are a few kilobytes, and the
-/// rest of the file is read only if the header is longer.
-pub const HEADER_PREFIX: usize = 32 * 1024;
-
-/// The header of file `file`, from its first bytes where they suffice.
-fn read_header(source: &dyn FileSource, file: usize) -> Result<Option<Parsed>, ReadError> {
-    let name = source.name(file);
-    let size = usize::try_from(source.size(file)).unwrap_or(usize::MAX);
-    let prefix = source.read_prefix(file, HEADER_PREFIX)?;
-    if prefix.len() < size
-        && let Some(parsed) = parse_header_prefix(&prefix, size, name)
-    {
-        return parsed;
-    }
-    if prefix.len() >= size {
-        // The prefix is the whole file.
-        return parse(&prefix, name, true);
-    }
-    drop(prefix);
-    parse(&source.read(file)?, name, true)
 }
 
 fn text(obj: &InMemDicomObject, tag: dicom_core::Tag) -> Option<String> {
@@ -696,6 +578,7 @@ fn header(
 }
 
 /// A set of planes that can form one volume: same series, size and orientation.
+#[derive(Debug)]
 struct Group {
     key: String,
     first: FileHeader,
@@ -738,150 +621,283 @@ fn describe(group: &Group) -> String {
     )
 }
 
-/// Decodes a scanned series from `source` (the files it was scanned from) into one volume.
-pub(crate) fn decode_all(
-    mut series: DicomSeries,
+/// Reads the DICOM images among `source`'s files into one volume: each file is read once,
+/// in order, and decoded as it comes (see [`DicomStream`]).
+pub(crate) fn read(
     source: &dyn FileSource,
+    options: &OpenOptions,
     progress: &mut ProgressFn<'_>,
 ) -> Result<Volume, ReadError> {
-    let mut into = IntoVolume {
-        voxels: vec![0i16; series.voxel_count()],
-        slice_len: series.slice_len(),
-        total: series.order.len(),
-        done: 0,
-        progress,
-    };
-    for file in series.files() {
+    let total = source.count();
+    let mut stream = DicomStream::new(total, options);
+    let mut slices = SliceBuffer::default();
+    for file in 0..total {
+        report(progress, Stage::Decoding, file, total)?;
         let bytes = source.read(file)?;
-        series.decode_file(file, source.name(file), &bytes, &mut into)?;
+        stream.add_file(file, source.name(file), &bytes, &mut slices)?;
     }
-    report(into.progress, Stage::Decoding, into.total, into.total)?;
-    Ok(series.into_volume(into.voxels))
-}
-
-/// Where decoded slices go: [`DicomSeries::decode_file`] asks for a slice's buffer, decodes
-/// into it, then says it is complete.
-pub trait SliceSink {
-    /// The buffer (one slice long) that slice `slot` is decoded into.
-    fn slice(&mut self, slot: usize) -> Result<&mut [i16], ReadError>;
-    /// Slice `slot` is complete in the buffer [`slice`](Self::slice) gave.
-    fn done(&mut self, slot: usize) -> Result<(), ReadError>;
-}
-
-/// Slices decoded straight into the volume (no copies), with progress per slice.
-struct IntoVolume<'p, 'f> {
-    voxels: Vec<i16>,
-    slice_len: usize,
-    total: usize,
-    done: usize,
-    progress: &'p mut ProgressFn<'f>,
-}
-
-impl SliceSink for IntoVolume<'_, '_> {
-    fn slice(&mut self, slot: usize) -> Result<&mut [i16], ReadError> {
-        report(self.progress, Stage::Decoding, self.done, self.total)?;
-        Ok(&mut self.voxels[slot * self.slice_len..(slot + 1) * self.slice_len])
+    for file in stream.files_to_decode_late()? {
+        let bytes = source.read(file)?;
+        stream.decode_late(file, source.name(file), &bytes, &mut slices)?;
     }
-    fn done(&mut self, _slot: usize) -> Result<(), ReadError> {
-        self.done += 1;
+    report(progress, Stage::Decoding, total, total)?;
+    let (header, order) = stream.finish()?;
+    let slice_len = header.dims[0] * header.dims[1];
+    let mut voxels = slices.voxels;
+    arrange_slices(&mut voxels, &slices.lengths, &order, slice_len)
+        .map_err(|reason| ReadError::NoImage(format!("internal: {reason}")))?;
+    Ok(header.with_voxels(voxels))
+}
+
+/// Where [`DicomStream`] puts decoded slices, in the order it decodes them (the arrival
+/// order): [`arrange_slices`] later puts the chosen ones in place.
+pub trait ArrivalSink {
+    /// About this many voxels are on their way (a hint for reserving memory).
+    fn expect(&mut self, voxels: usize);
+    /// A buffer of `len` voxels for the next slice.
+    fn slice(&mut self, len: usize) -> Result<&mut [i16], ReadError>;
+    /// The slice of the last [`slice`](Self::slice) call is decoded.
+    fn done(&mut self) -> Result<(), ReadError>;
+}
+
+/// Slices laid end to end in memory, in arrival order.
+#[derive(Debug, Default)]
+pub struct SliceBuffer {
+    pub voxels: Vec<i16>,
+    /// Length of each slice, in arrival order.
+    pub lengths: Vec<usize>,
+}
+
+impl ArrivalSink for SliceBuffer {
+    fn expect(&mut self, voxels: usize) {
+        self.voxels
+            .reserve(voxels.saturating_sub(self.voxels.len()));
+    }
+    fn slice(&mut self, len: usize) -> Result<&mut [i16], ReadError> {
+        let start = self.voxels.len();
+        self.voxels.resize(start + len, 0);
+        self.lengths.push(len);
+        Ok(&mut self.voxels[start..])
+    }
+    fn done(&mut self) -> Result<(), ReadError> {
         Ok(())
     }
 }
 
-/// A DICOM series found, chosen and sorted from its headers, before any pixel is decoded.
-/// [`read`] decodes it whole; the browser worker decodes it file by file as the files
-/// arrive and hands each slice on, so neither holds the files and the volume at once.
-#[derive(Debug)]
-pub struct DicomSeries {
-    layout: PixelLayout,
-    geometry: Geometry,
-    /// `(slot, plane)` sorted by file and frame, so a multi-frame file is decoded once.
-    order: Vec<(usize, Plane)>,
-    metadata: Metadata,
-    /// What scanning found; decoding adds to them in [`into_volume`](Self::into_volume).
-    warnings: Vec<String>,
-    decoded_warnings: Vec<String>,
-    clamped: u64,
+/// Rearranges, in place, slices laid end to end in arrival order (`lengths[i]` voxels each)
+/// so that `voxels` holds slice `order[0]`, then `order[1]`, … (each `slice_len` long); the
+/// slices not named are dropped. No second copy of the volume is ever made.
+pub fn arrange_slices(
+    voxels: &mut Vec<i16>,
+    lengths: &[usize],
+    order: &[usize],
+    slice_len: usize,
+) -> Result<(), String> {
+    if lengths.iter().sum::<usize>() != voxels.len() {
+        return Err("slice lengths do not add up to the voxels".into());
+    }
+    let mut chosen = vec![usize::MAX; lengths.len()];
+    for (slot, &arrival) in order.iter().enumerate() {
+        match chosen.get_mut(arrival) {
+            Some(c) if *c == usize::MAX && lengths[arrival] == slice_len => *c = slot,
+            Some(c) if *c != usize::MAX => return Err(format!("slice {arrival} placed twice")),
+            Some(_) => return Err(format!("slice {arrival} is not {slice_len} voxels")),
+            None => return Err(format!("slice {arrival} never arrived")),
+        }
+    }
+    // Compact the chosen slices to the front, keeping their arrival order. Each moves
+    // towards the start (only other slices lie before it), so copy_within is safe.
+    let mut compacted_slot = Vec::with_capacity(order.len());
+    let mut start = 0;
+    for (arrival, &len) in lengths.iter().enumerate() {
+        if chosen[arrival] != usize::MAX {
+            let to = compacted_slot.len() * slice_len;
+            voxels.copy_within(start..start + len, to);
+            compacted_slot.push(chosen[arrival]);
+        }
+        start += len;
+    }
+    voxels.truncate(order.len() * slice_len);
+    // Compacted slice i belongs in slot compacted_slot[i]: follow each cycle of that
+    // permutation, carrying one displaced slice in scratch.
+    let mut scratch = vec![0i16; slice_len];
+    let mut placed = vec![false; order.len()];
+    for start in 0..order.len() {
+        if placed[start] {
+            continue;
+        }
+        scratch.copy_from_slice(&voxels[start * slice_len..(start + 1) * slice_len]);
+        let mut from = start;
+        loop {
+            placed[from] = true;
+            let to = compacted_slot[from];
+            voxels[to * slice_len..(to + 1) * slice_len].swap_with_slice(&mut scratch);
+            if to == start {
+                break;
+            }
+            from = to;
+        }
+    }
+    Ok(())
 }
 
-impl DicomSeries {
-    /// Reads every file's header, groups the images into series, picks the CT series with
-    /// most slices and sorts it along the slice normal.
-    pub(crate) fn scan(
-        source: &dyn FileSource,
-        options: &OpenOptions,
-        progress: &mut ProgressFn<'_>,
-    ) -> Result<Self, ReadError> {
-        let total = source.count();
-        let mut groups: BTreeMap<String, Group> = BTreeMap::new();
-        let mut skipped_not_dicom = Vec::new();
-        let mut skipped_no_image = Vec::new();
-        let mut first_error: Option<ReadError> = None;
-        let mut errors = 0usize;
-        for file in 0..total {
-            report(progress, Stage::Scanning, file, total)?;
-            let name = source.name(file);
-            let parsed = match read_header(source, file) {
-                Ok(Some(parsed)) => parsed,
-                Ok(None) => {
-                    skipped_not_dicom.push(name.to_owned());
-                    continue;
-                }
-                Err(e) => {
-                    errors += 1;
-                    first_error.get_or_insert(e);
-                    continue;
-                }
-            };
-            match header(parsed.dataset(), file, name) {
-                Ok(Some(h)) => {
-                    let key = group_key(&h);
-                    let group = groups.entry(key.clone()).or_insert_with(|| Group {
-                        key,
-                        first: h.clone(),
-                        planes: Vec::new(),
-                        files: 0,
-                    });
-                    group.planes.extend(h.planes);
-                    group.files += 1;
-                }
-                Ok(None) => skipped_no_image.push(name.to_owned()),
-                Err(e) => {
-                    errors += 1;
-                    first_error.get_or_insert(e);
-                }
-            }
+/// What [`DicomStream::add_file`] did with a file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Added {
+    /// Its slices went to the sink.
+    Decoded,
+    /// An image of another series than the leading one: keep its bytes at hand, in case
+    /// [`DicomStream::files_to_decode_late`] names it.
+    Deferred,
+    /// Not an image, unreadable, or not decodable (noted for the warnings or the error).
+    SetAside,
+}
+
+/// What became of one file given to [`DicomStream`].
+#[derive(Debug)]
+enum FileState {
+    /// Its frames are arrivals `first..first + count` (by frame number).
+    Decoded { first: usize, clamped: u64 },
+    /// An image of a series that was not the leading one when it came: decoded once the
+    /// series is chosen, if it is this file's.
+    Later,
+    /// An image whose pixels could not be decoded: an error if its series is chosen.
+    Failed(ReadError),
+}
+
+/// DICOM files decoded one at a time, in the order they come, without first reading every
+/// header: the browser reads a file once and decodes it while later files are still being
+/// read, and native reads each file once too. A file is decoded on arrival when its series
+/// leads so far (CT first, then most slices: the rule that finally picks the series shown);
+/// files of other series wait, and are decoded only if their series wins in the end. Once
+/// every file is in, [`finish`](Self::finish) sorts the chosen series and says which
+/// arrival goes in which slot ([`arrange_slices`]).
+#[derive(Debug)]
+pub struct DicomStream {
+    total_files: usize,
+    max_voxels: u64,
+    groups: BTreeMap<String, Group>,
+    names: BTreeMap<usize, String>,
+    states: BTreeMap<usize, FileState>,
+    skipped_not_dicom: Vec<String>,
+    skipped_no_image: Vec<String>,
+    first_error: Option<ReadError>,
+    errors: usize,
+    arrivals: usize,
+    decoded_voxels: u64,
+}
+
+/// Which group leads: CT before anything else, then most planes.
+fn leading_key(groups: &BTreeMap<String, Group>) -> Option<String> {
+    groups
+        .values()
+        .max_by_key(|g| (g.first.modality.as_deref() == Some("CT"), g.planes.len()))
+        .map(|g| g.key.clone())
+}
+
+impl DicomStream {
+    /// A stream for `total_files` files (a hint for reserving memory).
+    pub fn new(total_files: usize, options: &OpenOptions) -> Self {
+        Self {
+            total_files,
+            max_voxels: options.max_voxels,
+            groups: BTreeMap::new(),
+            names: BTreeMap::new(),
+            states: BTreeMap::new(),
+            skipped_not_dicom: Vec::new(),
+            skipped_no_image: Vec::new(),
+            first_error: None,
+            errors: 0,
+            arrivals: 0,
+            decoded_voxels: 0,
         }
-        report(progress, Stage::Scanning, total, total)?;
+    }
 
-        // The CT group with most planes; any image group if there is no CT.
-        let chosen_key = groups
-            .values()
-            .max_by_key(|g| (g.first.modality.as_deref() == Some("CT"), g.planes.len()))
-            .map(|g| g.key.clone());
-        let Some(chosen_key) = chosen_key else {
-            if let Some(e) = first_error {
-                return Err(e);
+    /// Reads file `file` (all its `bytes`); decodes its slices into `sink` now if its series
+    /// leads. Files that are not DICOM images are set aside with a warning, as in a folder;
+    /// the error returned is only what stops the whole open (cancelling, the voxel limit).
+    pub fn add_file(
+        &mut self,
+        file: usize,
+        name: &str,
+        bytes: &[u8],
+        sink: &mut dyn ArrivalSink,
+    ) -> Result<Added, ReadError> {
+        let parsed = match parse(bytes, name, false) {
+            Ok(Some(parsed)) => parsed,
+            Ok(None) => {
+                self.skipped_not_dicom.push(name.to_owned());
+                return Ok(Added::SetAside);
             }
-            let first = skipped_no_image
-                .first()
-                .or(skipped_not_dicom.first())
-                .cloned()
-                .unwrap_or_default();
-            return Err(ReadError::NoImage(if !skipped_no_image.is_empty() {
-                format!(
-                    "{first}: a DICOM object without pixel data (a report or index, not a CT image)"
-                )
-            } else {
-                format!("{first}: not a DICOM file, nor any other supported scan format")
-            }));
+            Err(e) => {
+                // A readable header with unreadable pixel data belongs to its series, and
+                // is an error only if that series is shown.
+                match parse(bytes, name, true) {
+                    Ok(Some(header_only)) => {
+                        if self.add_header(&header_only, file, name).is_some() {
+                            self.states.insert(file, FileState::Failed(e));
+                        }
+                    }
+                    _ => {
+                        self.errors += 1;
+                        self.first_error.get_or_insert(e);
+                    }
+                }
+                return Ok(Added::SetAside);
+            }
         };
-        let group = groups
-            .remove(&chosen_key)
-            .ok_or_else(|| ReadError::NoImage("internal: chosen series vanished".into()))?;
+        let Some(h) = self.add_header(&parsed, file, name) else {
+            return Ok(Added::SetAside);
+        };
+        if leading_key(&self.groups).as_deref() == Some(group_key(&h).as_str()) {
+            self.decode(file, name, &parsed, &h, sink)?;
+            Ok(match self.states.get(&file) {
+                Some(FileState::Decoded { .. }) => Added::Decoded,
+                _ => Added::SetAside,
+            })
+        } else {
+            self.states.insert(file, FileState::Later);
+            Ok(Added::Deferred)
+        }
+    }
 
+    /// Files whose series is the one shown but which were not decoded on arrival: read
+    /// each again and give it to [`decode_late`](Self::decode_late).
+    pub fn files_to_decode_late(&self) -> Result<Vec<usize>, ReadError> {
+        let group = self.chosen()?;
+        let mut files: Vec<usize> = group.planes.iter().map(|p| p.file).collect();
+        files.dedup();
+        Ok(files
+            .into_iter()
+            .filter(|f| matches!(self.states.get(f), Some(FileState::Later)))
+            .collect())
+    }
+
+    /// Decodes a file [`files_to_decode_late`](Self::files_to_decode_late) named.
+    pub fn decode_late(
+        &mut self,
+        file: usize,
+        name: &str,
+        bytes: &[u8],
+        sink: &mut dyn ArrivalSink,
+    ) -> Result<(), ReadError> {
+        let parsed = parse(bytes, name, false)?
+            .ok_or_else(|| ReadError::malformed(name, "no longer a DICOM file"))?;
+        let h = header(parsed.dataset(), file, name)?
+            .ok_or_else(|| ReadError::malformed(name, "no longer a DICOM image"))?;
+        self.decode(file, name, &parsed, &h, sink)
+    }
+
+    /// The chosen series, sorted: its header (every warning included) and, for each slot
+    /// along the slice normal, the arrival that fills it.
+    pub fn finish(mut self) -> Result<(VolumeHeader, Vec<usize>), ReadError> {
+        let group_key = self.chosen()?.key.clone();
+        let group = self
+            .groups
+            .remove(&group_key)
+            .ok_or_else(|| ReadError::NoImage("internal: chosen series vanished".into()))?;
         let mut warnings = Vec::new();
-        let mut other_series: Vec<String> = groups.values().map(describe).collect();
+        let mut other_series: Vec<String> = self.groups.values().map(describe).collect();
         other_series.sort();
         if !other_series.is_empty() {
             warnings.push(format!(
@@ -900,144 +916,175 @@ impl DicomSeries {
                 group.first.modality.as_deref().unwrap_or("missing")
             ));
         }
-        if errors > 0 {
+        if self.errors > 0 {
             warnings.push(format!(
-                "{errors} file(s) could not be read and were skipped; first: {}",
-                first_error.map(|e| e.to_string()).unwrap_or_default()
+                "{} file(s) could not be read and were skipped; first: {}",
+                self.errors,
+                self.first_error
+                    .as_ref()
+                    .map(|e| e.to_string())
+                    .unwrap_or_default()
             ));
         }
-        if !skipped_not_dicom.is_empty() {
+        if !self.skipped_not_dicom.is_empty() {
             warnings.push(format!(
                 "{} file(s) are not DICOM and were ignored (e.g. {})",
-                skipped_not_dicom.len(),
-                skipped_not_dicom[0]
+                self.skipped_not_dicom.len(),
+                self.skipped_not_dicom[0]
             ));
         }
-        if !skipped_no_image.is_empty() {
+        if !self.skipped_no_image.is_empty() {
             warnings.push(format!(
                 "{} DICOM object(s) without images were ignored (e.g. {})",
-                skipped_no_image.len(),
-                skipped_no_image[0]
+                self.skipped_no_image.len(),
+                self.skipped_no_image[0]
             ));
         }
 
         let geometry = arrange(&group, &mut warnings);
-        let layout = group.first.layout.clone();
-        let slice_len = layout.rows * layout.columns;
-        let voxels = slice_len as u64 * geometry.planes.len() as u64;
+        let layout = &group.first.layout;
+        let first_name = self
+            .names
+            .get(&group.planes[0].file)
+            .cloned()
+            .unwrap_or_default();
         ReadError::check_voxels(
-            source.name(group.planes[0].file),
-            voxels,
-            options.max_voxels,
+            &first_name,
+            (layout.rows * layout.columns) as u64 * geometry.planes.len() as u64,
+            self.max_voxels,
         )?;
-        let mut order: Vec<(usize, Plane)> = geometry.planes.iter().cloned().enumerate().collect();
-        order.sort_by_key(|(_, p)| (p.file, p.frame));
+        let mut order = Vec::with_capacity(geometry.planes.len());
+        let mut clamped = 0u64;
+        let mut counted = std::collections::BTreeSet::new();
+        for plane in &geometry.planes {
+            match self.states.remove(&plane.file) {
+                Some(FileState::Decoded { first, clamped: c }) => {
+                    if counted.insert(plane.file) {
+                        clamped += c;
+                    }
+                    order.push(first + plane.frame as usize);
+                    // Put it back for the file's other frames.
+                    self.states
+                        .insert(plane.file, FileState::Decoded { first, clamped: c });
+                }
+                Some(FileState::Failed(e)) => return Err(e),
+                Some(FileState::Later) | None => {
+                    return Err(ReadError::NoImage(format!(
+                        "internal: {} was not decoded",
+                        self.names.get(&plane.file).cloned().unwrap_or_default()
+                    )));
+                }
+            }
+        }
+        warnings.extend(clamp_warning(clamped));
+        warnings.extend(decoded_warnings(&group));
         let mut metadata = group.first.metadata.clone();
         metadata.other_series = other_series;
-        Ok(Self {
-            layout,
-            geometry,
-            order,
+        let header = VolumeHeader {
+            format: Format::Dicom,
+            dims: [layout.columns, layout.rows, geometry.planes.len()],
+            spacing: geometry.spacing,
+            origin: geometry.origin,
+            direction: geometry.direction,
+            units: IntensityUnits::Hounsfield,
             metadata,
             warnings,
-            decoded_warnings: decoded_warnings(&group),
-            clamped: 0,
-        })
+        };
+        Ok((header, order))
     }
 
-    /// `[columns, rows, slices]`.
-    pub fn dims(&self) -> [usize; 3] {
-        [
-            self.layout.columns,
-            self.layout.rows,
-            self.geometry.planes.len(),
-        ]
+    /// The series to show: CT first, then most slices.
+    fn chosen(&self) -> Result<&Group, ReadError> {
+        if let Some(group) = leading_key(&self.groups).and_then(|k| self.groups.get(&k)) {
+            return Ok(group);
+        }
+        if let Some(e) = &self.first_error {
+            return Err(e.clone());
+        }
+        let first = self
+            .skipped_no_image
+            .first()
+            .or(self.skipped_not_dicom.first())
+            .cloned()
+            .unwrap_or_default();
+        Err(ReadError::NoImage(if !self.skipped_no_image.is_empty() {
+            format!(
+                "{first}: a DICOM object without pixel data (a report or index, not a CT image)"
+            )
+        } else {
+            format!("{first}: not a DICOM file, nor any other supported scan format")
+        }))
     }
 
-    /// Voxels in one slice.
-    pub fn slice_len(&self) -> usize {
-        self.layout.columns * self.layout.rows
-    }
-
-    pub fn voxel_count(&self) -> usize {
-        self.slice_len() * self.geometry.planes.len()
-    }
-
-    /// The files holding the series' slices, in the order [`decode_file`](Self::decode_file)
-    /// wants them (each once).
-    pub fn files(&self) -> Vec<usize> {
-        let mut files: Vec<usize> = self.order.iter().map(|(_, p)| p.file).collect();
-        files.dedup();
-        files
-    }
-
-    /// Everything about the volume but its voxels, as far as the headers tell: decoding
-    /// may add warnings (values clamped to int16), given by [`into_volume`](Self::into_volume).
-    pub fn header(&self) -> VolumeHeader {
-        VolumeHeader {
-            format: Format::Dicom,
-            dims: self.dims(),
-            spacing: self.geometry.spacing,
-            origin: self.geometry.origin,
-            direction: self.geometry.direction,
-            units: IntensityUnits::Hounsfield,
-            metadata: self.metadata.clone(),
-            warnings: self.finished_warnings(),
+    /// Adds a parsed file's header to its group; `None` (with the reason noted) if the file
+    /// is not an image or its header is unusable.
+    fn add_header(&mut self, parsed: &Parsed, file: usize, name: &str) -> Option<FileHeader> {
+        match header(parsed.dataset(), file, name) {
+            Ok(Some(h)) => {
+                let key = group_key(&h);
+                let group = self.groups.entry(key.clone()).or_insert_with(|| Group {
+                    key,
+                    first: h.clone(),
+                    planes: Vec::new(),
+                    files: 0,
+                });
+                group.planes.extend(h.planes.iter().cloned());
+                group.files += 1;
+                self.names.insert(file, name.to_owned());
+                Some(h)
+            }
+            Ok(None) => {
+                self.skipped_no_image.push(name.to_owned());
+                None
+            }
+            Err(e) => {
+                self.errors += 1;
+                self.first_error.get_or_insert(e);
+                None
+            }
         }
     }
 
-    /// Decodes the slices that file `file` (named `name`, all of its `bytes`) holds into
-    /// `sink`; a slice's `slot` is its index along the sorted series.
-    pub fn decode_file(
+    /// Decodes every frame of a file into `sink`, in frame order.
+    fn decode(
         &mut self,
         file: usize,
         name: &str,
-        bytes: &[u8],
-        sink: &mut dyn SliceSink,
+        parsed: &Parsed,
+        h: &FileHeader,
+        sink: &mut dyn ArrivalSink,
     ) -> Result<(), ReadError> {
-        let first = self.order.partition_point(|(_, p)| p.file < file);
-        let count = self.order[first..].partition_point(|(_, p)| p.file == file);
-        if count == 0 {
-            return Ok(());
+        let slice_len = h.layout.rows * h.layout.columns;
+        let voxels = slice_len as u64 * h.planes.len() as u64;
+        ReadError::check_voxels(name, self.decoded_voxels + voxels, self.max_voxels)?;
+        if self.decoded_voxels == 0 {
+            // Most folders are one series of one frame per file.
+            let files = self.total_files.max(1) as u64;
+            sink.expect(voxels.saturating_mul(files).min(self.max_voxels) as usize);
         }
-        let parsed = parse(bytes, name, false)?
-            .ok_or_else(|| ReadError::malformed(name, "no longer a DICOM file"))?;
-        let mut decoder = FrameDecoder::new(&parsed, name, &self.layout)?;
-        let slice_len = self.slice_len();
-        for (slot, plane) in &self.order[first..first + count] {
-            let out = sink.slice(*slot)?;
-            if out.len() != slice_len {
-                return Err(ReadError::malformed(
-                    name,
-                    "internal: a slice buffer of the wrong size",
-                ));
+        self.decoded_voxels += voxels;
+        let mut decoder = match FrameDecoder::new(parsed, name, &h.layout) {
+            Ok(decoder) => decoder,
+            Err(e) => {
+                self.states.insert(file, FileState::Failed(e));
+                return Ok(());
             }
-            decoder.decode(plane, out, &mut self.clamped)?;
-            sink.done(*slot)?;
-        }
-        Ok(())
-    }
-
-    fn finished_warnings(&self) -> Vec<String> {
-        let mut warnings = self.warnings.clone();
-        warnings.extend(clamp_warning(self.clamped));
-        warnings.extend(self.decoded_warnings.iter().cloned());
-        warnings
-    }
-
-    /// Warnings once every file is decoded.
-    pub fn warnings(&self) -> Vec<String> {
-        self.finished_warnings()
-    }
-
-    /// The volume, from the voxels every slot was decoded into.
-    pub(crate) fn into_volume(self, voxels: Vec<i16>) -> Volume {
-        let warnings = self.finished_warnings();
-        let header = VolumeHeader {
-            warnings,
-            ..self.header()
         };
-        header.with_voxels(voxels)
+        let first = self.arrivals;
+        let mut clamped = 0u64;
+        for plane in &h.planes {
+            let out = sink.slice(slice_len)?;
+            let decoded = decoder.decode(plane, out, &mut clamped);
+            sink.done()?;
+            self.arrivals += 1;
+            if let Err(e) = decoded {
+                self.states.insert(file, FileState::Failed(e));
+                return Ok(());
+            }
+        }
+        self.states
+            .insert(file, FileState::Decoded { first, clamped });
+        Ok(())
     }
 }
 
@@ -1862,6 +1909,68 @@ mod tests {
                 .unwrap_err()
                 .contains("segments")
         );
+    }
+
+    #[test]
+    fn arrivals_are_put_in_place_and_the_rest_dropped() {
+        // Slices of 3 voxels whose first value names them, and a 2-voxel stranger (7).
+        let lengths = [3, 3, 2, 3, 3, 3];
+        let names = [10, 11, 7, 12, 13, 14];
+        let mut voxels: Vec<i16> = lengths
+            .iter()
+            .zip(names)
+            .flat_map(|(&len, name)| (0..len as i16).map(move |i| name * 10 + i))
+            .collect();
+        // Slot k takes arrival order[k]; arrivals 2 (the stranger) and 4 are dropped.
+        let order = [5, 0, 3, 1];
+        arrange_slices(&mut voxels, &lengths, &order, 3).expect("valid");
+        let firsts: Vec<i16> = voxels.chunks(3).map(|c| c[0] / 10).collect();
+        assert_eq!(firsts, vec![14, 10, 12, 11]);
+        assert_eq!(voxels[1], 141, "whole slices move");
+
+        for bad in [&[0, 0][..], &[2], &[9]] {
+            let mut voxels = vec![0i16; 17];
+            assert!(
+                arrange_slices(&mut voxels, &lengths, bad, 3).is_err(),
+                "{bad:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn every_permutation_of_four_slices_is_arranged() {
+        let mut order = [0usize, 1, 2, 3];
+        let mut count = 0;
+        // Heap's algorithm, iteratively.
+        let mut c = [0usize; 4];
+        let mut check = |order: &[usize; 4]| {
+            let mut voxels: Vec<i16> = (0..8).collect();
+            arrange_slices(&mut voxels, &[2, 2, 2, 2], order, 2).expect("valid");
+            let want: Vec<i16> = order
+                .iter()
+                .flat_map(|&a| [2 * a as i16, 2 * a as i16 + 1])
+                .collect();
+            assert_eq!(voxels, want, "{order:?}");
+            count += 1;
+        };
+        check(&order);
+        let mut i = 0;
+        while i < 4 {
+            if c[i] < i {
+                if i % 2 == 0 {
+                    order.swap(0, i);
+                } else {
+                    order.swap(c[i], i);
+                }
+                check(&order);
+                c[i] += 1;
+                i = 0;
+            } else {
+                c[i] = 0;
+                i += 1;
+            }
+        }
+        assert_eq!(count, 24);
     }
 
     #[test]

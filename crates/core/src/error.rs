@@ -2,7 +2,7 @@ use thiserror::Error;
 
 /// Why a scan could not be opened. Every variant names the file (or files) at fault,
 /// so the message alone tells a user what to fix.
-#[derive(Debug, Error)]
+#[derive(Debug, Clone, PartialEq, Error)]
 pub enum ReadError {
     #[error("no files were given")]
     NoFiles,

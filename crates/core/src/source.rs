@@ -14,15 +14,6 @@ pub trait FileSource {
     fn size(&self, index: usize) -> u64;
     /// All bytes of file `index`.
     fn read(&self, index: usize) -> Result<Cow<'_, [u8]>, ReadError>;
-    /// The first bytes of file `index`: at least `len` of them, or the whole file where it is
-    /// shorter. Readers take headers from it and ask for the rest with [`read`](Self::read)
-    /// only when the header does not end inside it. A source that reads whole files anyway
-    /// (memory, disk) keeps this default; the browser worker fetches prefixes only, since its
-    /// reads are the slow part of opening a folder there.
-    fn read_prefix(&self, index: usize, len: usize) -> Result<Cow<'_, [u8]>, ReadError> {
-        let _ = len;
-        self.read(index)
-    }
     /// A file named `sibling` that sits beside file `index` (the `.raw` of an `.mhd`).
     /// By default it is looked up by base name among the source's own files.
     fn read_sibling(&self, index: usize, sibling: &str) -> Result<Cow<'_, [u8]>, ReadError> {

@@ -227,6 +227,14 @@ impl RunningStatistics {
         self.count += voxels.len() as u64;
     }
 
+    /// Adds what `other` gathered.
+    pub fn merge(&mut self, other: &RunningStatistics) {
+        self.min = self.min.min(other.min);
+        self.max = self.max.max(other.max);
+        self.sum += other.sum;
+        self.count += other.count;
+    }
+
     /// All zero for no voxels.
     pub fn finish(&self) -> Statistics {
         if self.count == 0 {

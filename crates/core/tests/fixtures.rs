@@ -194,16 +194,17 @@ fn png_stack_spacing_comes_from_the_options() {
 fn cancelling_stops_the_decode() {
     let dir = common::repo().join("tests/fixtures/dicom/explicit_le");
     let source = nodulens_core::DiskFiles::from_paths(&[dir]).expect("files");
+    // Say stop at the third report, partway through the five files.
     let mut calls = 0;
-    let result = nodulens_core::open(&source, &Default::default(), &mut |p| {
+    let result = nodulens_core::open(&source, &Default::default(), &mut |_| {
         calls += 1;
-        p.stage != nodulens_core::Stage::Decoding
+        calls < 3
     });
     assert!(
         matches!(result, Err(nodulens_core::ReadError::Cancelled)),
         "{result:?}"
     );
-    assert!(calls > 5);
+    assert_eq!(calls, 3, "no report after the one that cancelled");
 }
 
 #[test]
@@ -236,4 +237,28 @@ fn bundled_sample_is_small_and_opens() {
     );
     assert!(volume.dims[2] > 80, "the sample must keep the lungs whole");
     assert!(volume.warnings.is_empty(), "{:?}", volume.warnings);
+}
+
+#[test]
+fn a_series_that_takes_the_lead_late_is_still_decoded_whole() {
+    // Two copies of the one-slice series come first, so the five-slice series trails for
+    // its first files (decoded later, once it wins) and leads after.
+    let dir = common::repo().join("tests/fixtures/dicom/mixed_series");
+    let other = dir.join("IM0005.dcm");
+    let series: Vec<_> = (0..5).map(|i| dir.join(format!("IM000{i}.dcm"))).collect();
+    let mut paths = vec![other.clone(), other];
+    paths.extend(series.iter().cloned());
+    let mixed = common::open_paths(&paths).expect("opens");
+    let alone = common::open_paths(&series).expect("opens");
+    assert_eq!(mixed.dims, alone.dims);
+    assert_eq!(mixed.origin, alone.origin);
+    assert!(
+        mixed.voxels == alone.voxels,
+        "the same voxels in the same slots"
+    );
+    assert!(
+        mixed.warnings.iter().any(|w| w.contains("other series")),
+        "{:?}",
+        mixed.warnings
+    );
 }
