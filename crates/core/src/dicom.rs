@@ -2,8 +2,11 @@
 //! folders, several series at once, multi-frame (enhanced CT) files, and every transfer
 //! syntax whose dicom-rs codec is pure Rust (so it also runs in wasm).
 //!
-//! Two passes: headers first (to group, choose and sort), then pixel data decoded
-//! straight into the final volume, so the peak memory is the volume plus one file.
+//! One pass ([`DicomStream`]): each file is read once and, if its series leads so far, its
+//! slices are decoded at once, in arrival order; once every file is in, the chosen series
+//! is sorted along the slice normal and [`arrange_slices`] puts the slices in place, in
+//! the same buffer. The peak memory is the volume plus one file (plus the slices of a
+//! series that led for a while and lost, in a folder of several).
 
 use std::collections::BTreeMap;
 
