@@ -189,7 +189,6 @@ pub fn begin_open(
     }
     // Mixed pictures and other files: the others are DICOM candidates, pictures are ignored
     // by the DICOM reader with a warning.
-    let _ = progress;
     Ok(Opening::Dicom(crate::dicom::DicomStream::new(
         source.count(),
         options,

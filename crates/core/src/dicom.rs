@@ -64,7 +64,6 @@ impl Parsed {
     }
 }
 
-#[derive(Debug, Clone, Copy)]
 enum Sniff {
     Preamble,
     MetaOnly,
@@ -960,17 +959,15 @@ impl DicomStream {
         let mut clamped = 0u64;
         let mut counted = std::collections::BTreeSet::new();
         for plane in &geometry.planes {
-            match self.states.remove(&plane.file) {
+            match self.states.get(&plane.file) {
                 Some(FileState::Decoded { first, clamped: c }) => {
+                    // A multi-frame file's clamp count is counted once.
                     if counted.insert(plane.file) {
                         clamped += c;
                     }
                     order.push(first + plane.frame as usize);
-                    // Put it back for the file's other frames.
-                    self.states
-                        .insert(plane.file, FileState::Decoded { first, clamped: c });
                 }
-                Some(FileState::Failed(e)) => return Err(e),
+                Some(FileState::Failed(e)) => return Err(e.clone()),
                 Some(FileState::Later) | None => {
                     return Err(ReadError::NoImage(format!(
                         "internal: {} was not decoded",
@@ -1099,7 +1096,6 @@ fn decoded_warnings(group: &Group) -> Vec<String> {
     warnings
 }
 
-#[derive(Debug)]
 struct Geometry {
     planes: Vec<Plane>,
     spacing: [f64; 3],
