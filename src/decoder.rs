@@ -7,12 +7,13 @@ use std::rc::{Rc, Weak};
 
 use js_sys::Reflect;
 use nodulens_app::protocol::{Incoming, Request, Response};
+use nodulens_core::view::Slice;
 use wasm_bindgen::JsCast;
 use wasm_bindgen::prelude::*;
 use web_sys::{ErrorEvent, MessageEvent, Worker};
 use yew::UseReducerDispatcher;
 
-use crate::state::{Action, AppState, Loaded};
+use crate::state::{Action, AppState, Loaded, Preview};
 
 /// The worker's loader (`static/decode-worker_loader.js`, copied next to Trunk's unhashed
 /// `decode-worker.js` and `decode-worker_bg.wasm`).
@@ -135,11 +136,14 @@ fn on_message(weak: &Weak<RefCell<Decoder>>, data: JsValue) {
                 .get_or_insert_with(|| Incoming::new(nodulens_core::MAX_VOXELS))
                 .expect(voxels);
         }
-        Ok(Response::Slices { voxels }) => {
-            let copied = d
+        Ok(Response::Slices { voxels, preview }) => {
+            let incoming = d
                 .incoming
-                .get_or_insert_with(|| Incoming::new(nodulens_core::MAX_VOXELS))
-                .append(voxels.length() as usize, |room| voxels.copy_to(room));
+                .get_or_insert_with(|| Incoming::new(nodulens_core::MAX_VOXELS));
+            let copied = incoming.append(voxels.length() as usize, |room| voxels.copy_to(room));
+            let preview = preview
+                .filter(|_| copied.is_ok())
+                .and_then(|shape| preview_slice(shape, incoming.latest()));
             match copied {
                 // Hand the buffer back for the next slices (best effort: a worker that has
                 // gone allocates new ones).
@@ -148,6 +152,10 @@ fn on_message(weak: &Weak<RefCell<Decoder>>, data: JsValue) {
                         (&d.worker, Request::Recycle { voxels }.to_js())
                     {
                         let _ = worker.post_message_with_transfer(&message, &transfer);
+                    }
+                    if let Some(preview) = preview {
+                        drop(d);
+                        dispatch.dispatch(Action::Preview(preview));
                     }
                 }
                 Err(message) => {
@@ -197,6 +205,21 @@ fn on_message(weak: &Weak<RefCell<Decoder>>, data: JsValue) {
             dispatch.dispatch(Action::Failed(message));
         }
     }
+}
+
+/// The slice just received, to show while the rest arrives, if it is the shape the worker
+/// said.
+fn preview_slice([width, height]: [usize; 2], values: &[i16]) -> Option<Preview> {
+    (width.checked_mul(height)? == values.len() && !values.is_empty()).then(|| {
+        Preview(Rc::new(Slice {
+            width,
+            height,
+            // Previews come from DICOM slices, whose pixels are almost always square; the
+            // viewer uses the true spacing once the volume is whole.
+            pixel_mm: [1.0, 1.0],
+            values: values.to_vec(),
+        }))
+    })
 }
 
 /// A broken stream: say why, drop what arrived, and start a fresh worker.
@@ -295,6 +318,20 @@ pub fn cancel(this: &DecoderRef) {
     dispatch.dispatch(Action::Cancelled);
 }
 
+/// `data-first-slice` on `<body>` (time of the first slice drawn, a preview or the viewer),
+/// unless already set for this open; read by the browser benchmark.
+pub fn mark_first_slice() {
+    if let Some(body) = web_sys::window()
+        .and_then(|w| w.document())
+        .and_then(|d| d.body())
+    {
+        let dataset = body.dataset();
+        if dataset.get("firstSlice").is_none() {
+            let _ = dataset.set("firstSlice", &format!("{:.1}", now_ms()));
+        }
+    }
+}
+
 /// `data-decode-ms` on `<body>` and `window.__nodulens`, read by the e2e tests and the
 /// browser benchmark.
 fn publish_timing(decode_ms: f64, voxels: u32) {
@@ -318,6 +355,7 @@ fn clear_timing() {
         let dataset = body.dataset();
         dataset.delete("decodeMs");
         dataset.delete("firstSlice");
+        dataset.delete("viewerDrawn");
     }
     let _ = Reflect::delete_property(&window, &"__nodulens".into());
 }

@@ -18,6 +18,7 @@ mod app {
 
     use crate::components::metadata::{MetadataPanel, WarningsPanel};
     use crate::components::open_panel::OpenPanel;
+    use crate::components::preview::PreviewView;
     use crate::components::progress::ProgressBar;
     use crate::components::viewer::Viewer;
     use crate::decoder::{self, Decoder};
@@ -213,6 +214,10 @@ mod app {
                             <WarningsPanel warnings={loaded.volume.warnings.clone()} />
                             <MetadataPanel loaded={loaded.clone()} {on_reopen} />
                         </aside>
+                    </main>
+                } else if let Some(preview) = state.loading.as_ref().and_then(|l| l.preview.clone()) {
+                    <main class="welcome">
+                        <PreviewView {preview} />
                     </main>
                 } else {
                     <main class="welcome">

@@ -76,6 +76,12 @@ impl Incoming {
         Ok(())
     }
 
+    /// The voxels of the last `append`.
+    pub fn latest(&self) -> &[i16] {
+        let len = self.lengths.last().copied().unwrap_or(0);
+        &self.voxels[self.voxels.len() - len..]
+    }
+
     /// The volume, with its slices put in place.
     pub fn finish(self, finished: Finished) -> Result<(Volume, Statistics), String> {
         let mut voxels = self.voxels;
@@ -221,6 +227,9 @@ mod wire {
         /// The next decoded voxels.
         Slices {
             voxels: Int16Array,
+            /// `[columns, rows]` when these voxels are one slice worth showing while the
+            /// rest of the scan arrives.
+            preview: Option<[usize; 2]>,
         },
         /// Every slice has been sent.
         Finished(Box<Finished>),
@@ -340,9 +349,12 @@ mod wire {
                     set(&obj, "kind", &"expect".into())?;
                     set(&obj, "voxels", &JsValue::from_f64(*voxels as f64))?;
                 }
-                Response::Slices { voxels } => {
+                Response::Slices { voxels, preview } => {
                     set(&obj, "kind", &"slices".into())?;
                     set(&obj, "voxels", voxels)?;
+                    if let Some(preview) = preview {
+                        set(&obj, "preview", &to_js(preview)?)?;
+                    }
                     transfer.push(&voxels.buffer());
                 }
                 Response::Finished(finished) => {
@@ -375,6 +387,10 @@ mod wire {
                     voxels: get(value, "voxels")?.dyn_into().map_err(|_| {
                         "malformed message: voxels are not an Int16Array".to_owned()
                     })?,
+                    preview: match get(value, "preview")? {
+                        v if v.is_undefined() => None,
+                        v => Some(from_js(v, "preview shape")?),
+                    },
                 }),
                 "finished" => Ok(Response::Finished(Box::new(from_js(
                     get(value, "finished")?,
@@ -457,6 +473,8 @@ mod tests {
         incoming
             .append(4, |room| room.copy_from_slice(slice(1)))
             .expect("room");
+        // The page previews the slice that came last.
+        assert_eq!(incoming.latest(), slice(1));
         let (back, statistics) = incoming
             .finish(finished(&volume, Some(vec![1, 3, 0])))
             .expect("complete");

@@ -93,11 +93,23 @@ impl Default for ViewState {
     }
 }
 
+/// A slice shown while the rest of its scan is still arriving (as stored, Hounsfield units).
+#[derive(Debug, Clone)]
+pub struct Preview(pub Rc<view::Slice>);
+
+impl PartialEq for Preview {
+    fn eq(&self, other: &Self) -> bool {
+        Rc::ptr_eq(&self.0, &other.0)
+    }
+}
+
 /// A decode in progress.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Loading {
     pub what: String,
     pub progress: Option<LoadProgress>,
+    /// The latest slice offered for showing, if any has arrived.
+    pub preview: Option<Preview>,
 }
 
 /// What is under the cursor.
@@ -149,6 +161,8 @@ pub enum Action {
         what: String,
     },
     Progress(LoadProgress),
+    /// A slice to show until the volume is whole.
+    Preview(Preview),
     /// The worker's result, whole.
     Opened(Box<Loaded>),
     Failed(String),
@@ -193,11 +207,19 @@ impl Reducible for AppState {
                 s.loading = Some(Loading {
                     what,
                     progress: None,
+                    preview: None,
                 });
             }
             Action::Progress(progress) => {
                 if let Some(loading) = &mut s.loading {
                     loading.progress = Some(progress);
+                } else {
+                    return self;
+                }
+            }
+            Action::Preview(preview) => {
+                if let Some(loading) = &mut s.loading {
+                    loading.preview = Some(preview);
                 } else {
                     return self;
                 }

@@ -178,17 +178,35 @@ fn log_timings(what: &str, ms: f64) {
     web_sys::console::log_1(&format!("nodulens timings: {what} {ms:.0} ms").into());
 }
 
+/// A slice is offered to the UI as a preview at most this often (the first one at once), so
+/// the page shows the scan while the rest is read; more would only cost the page time.
+const PREVIEW_EVERY_MS: f64 = 250.0;
+
 /// Posts each decoded slice to the UI.
 struct PostSlices {
     scratch: Vec<i16>,
+    /// Columns and rows of the slice being decoded.
+    shape: [usize; 2],
+    last_preview_at: Option<f64>,
+}
+
+impl PostSlices {
+    fn new() -> Self {
+        Self {
+            scratch: Vec::new(),
+            shape: [0, 0],
+            last_preview_at: None,
+        }
+    }
 }
 
 impl ArrivalSink for PostSlices {
     fn expect(&mut self, voxels: usize) {
         post(&Response::Expect { voxels });
     }
-    fn slice(&mut self, len: usize) -> Result<&mut [i16], ReadError> {
-        self.scratch.resize(len, 0);
+    fn slice(&mut self, columns: usize, rows: usize) -> Result<&mut [i16], ReadError> {
+        self.shape = [columns, rows];
+        self.scratch.resize(columns * rows, 0);
         Ok(&mut self.scratch)
     }
     fn done(&mut self) -> Result<(), ReadError> {
@@ -206,7 +224,15 @@ impl ArrivalSink for PostSlices {
             }
             None => Int16Array::from(&self.scratch[..]),
         };
-        post(&Response::Slices { voxels });
+        let now = now_ms();
+        let preview = match self.last_preview_at {
+            Some(at) if now - at < PREVIEW_EVERY_MS => None,
+            _ => {
+                self.last_preview_at = Some(now);
+                Some(self.shape)
+            }
+        };
+        post(&Response::Slices { voxels, preview });
         Ok(())
     }
 }
@@ -265,9 +291,7 @@ async fn stream_dicom(
     blobs: Option<&BrowserFiles>,
 ) -> Result<Finished, String> {
     let total = source.count();
-    let mut sink = PostSlices {
-        scratch: Vec::new(),
-    };
+    let mut sink = PostSlices::new();
     let mut feed = FileFeed {
         source,
         blobs,
@@ -331,6 +355,7 @@ fn stream_volume(volume: Volume) -> Finished {
     for voxels in volume.voxels.chunks(slices_per_post * slice_len) {
         post(&Response::Slices {
             voxels: Int16Array::from(voxels),
+            preview: None,
         });
     }
     Finished {

@@ -2,6 +2,7 @@
 
 pub mod metadata;
 pub mod open_panel;
+pub mod preview;
 pub mod progress;
 pub mod slice_view;
 pub mod viewer;

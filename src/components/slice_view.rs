@@ -20,7 +20,7 @@ use web_sys::{
 };
 use yew::prelude::*;
 
-use crate::decoder::now_ms;
+use crate::decoder::{mark_first_slice, now_ms};
 use crate::state::{Action, AppState, Readout, ViewState, VolumeRef};
 
 #[derive(Properties, PartialEq, Clone)]
@@ -145,10 +145,11 @@ fn draw(canvas: &HtmlCanvasElement, cache: &mut Cache, props: &SliceViewProps) -
         // Read by the end-to-end tests and the browser benchmark.
         cache.reported = props.loaded.generation;
         let _ = canvas.set_attribute("data-drawn", "true");
+        mark_first_slice();
         if let Some(body) = web_sys::window()?.document()?.body() {
             let _ = body
                 .dataset()
-                .set("firstSlice", &format!("{:.1}", now_ms()));
+                .set("viewerDrawn", &format!("{:.1}", now_ms()));
         }
     }
     Some(())

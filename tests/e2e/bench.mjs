@@ -1,6 +1,7 @@
 // Browser benchmark (not a test): decode ../shared/data/scans/LIDC-IDRI-0002 (261 slices)
 // in headless Chromium through the file input, as a user opens it. Reports the worker's decode
-// time, file-input `change` → first slice drawn, and the renderer's peak memory growth.
+// time, file-input `change` → first slice drawn (the preview of a slice as it arrives),
+// `change` → the viewer drawn (the whole volume in place), and the renderer's peak memory growth.
 // Needs `trunk build --release` and target/test-scans (created by `cargo test` or
 // `cargo bench -p nodulens-core` where ../shared/data exists). Usage: node bench.mjs [runs]
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
@@ -55,6 +56,7 @@ for (let run = 0; run <= runs; run++) {
   const timing = await page.evaluate(() => ({
     decodeMs: Number(document.body.dataset.decodeMs),
     firstSliceMs: Number(document.body.dataset.firstSlice) - window.__changeAt,
+    viewerMs: Number(document.body.dataset.viewerDrawn) - window.__changeAt,
   }));
   const growth = Math.max(...renderers().map((p) => kb(p, 'VmHWM:') - (before[p] ?? 0)));
   if (run > 0) results.push({ ...timing, peakGrowthMiB: growth / 1024 }); // run 0 warms up
@@ -66,5 +68,6 @@ const median = (key) => results.map((r) => r[key]).sort((a, b) => a - b)[Math.fl
 const volumeMiB = (512 * 512 * files.length * 2) / 2 ** 20;
 console.log(`browser decode (worker) median ${median('decodeMs').toFixed(1)} ms over ${results.length} runs`);
 console.log(`file-input change -> first slice drawn: median ${median('firstSliceMs').toFixed(1)} ms`);
+console.log(`file-input change -> viewer drawn (whole volume): median ${median('viewerMs').toFixed(1)} ms`);
 console.log(`renderer peak RSS growth: median ${median('peakGrowthMiB').toFixed(0)} MiB for a ${volumeMiB.toFixed(0)} MiB volume`);
 console.log(`BROWSER_DECODE_MS=${median('decodeMs').toFixed(3)}`);

@@ -656,8 +656,8 @@ pub(crate) fn read(
 pub trait ArrivalSink {
     /// About this many voxels are on their way (a hint for reserving memory).
     fn expect(&mut self, voxels: usize);
-    /// A buffer of `len` voxels for the next slice.
-    fn slice(&mut self, len: usize) -> Result<&mut [i16], ReadError>;
+    /// A buffer for the next slice: `columns × rows` voxels, row by row.
+    fn slice(&mut self, columns: usize, rows: usize) -> Result<&mut [i16], ReadError>;
     /// The slice of the last [`slice`](Self::slice) call is decoded.
     fn done(&mut self) -> Result<(), ReadError>;
 }
@@ -675,7 +675,8 @@ impl ArrivalSink for SliceBuffer {
         self.voxels
             .reserve(voxels.saturating_sub(self.voxels.len()));
     }
-    fn slice(&mut self, len: usize) -> Result<&mut [i16], ReadError> {
+    fn slice(&mut self, columns: usize, rows: usize) -> Result<&mut [i16], ReadError> {
+        let len = columns * rows;
         let start = self.voxels.len();
         self.voxels.resize(start + len, 0);
         self.lengths.push(len);
@@ -1073,7 +1074,7 @@ impl DicomStream {
         let first = self.arrivals;
         let mut clamped = 0u64;
         for plane in &h.planes {
-            let out = sink.slice(slice_len)?;
+            let out = sink.slice(h.layout.columns, h.layout.rows)?;
             let decoded = decoder.decode(plane, out, &mut clamped);
             sink.done()?;
             self.arrivals += 1;
