@@ -33,5 +33,5 @@ for cin, cout, side in [(3, 16, 32), (16, 16, 32), (16, 32, 16), (32, 32, 16), (
     # Each stage's second convolution (same width in and out) is followed by the pool.
     p = millis(lambda: nn.functional.max_pool2d(y, 2)) if cin == cout else 0.0
     total += c + n + a + p
-    print(f"conv {cin:>2}->{cout:<2} @{side:<2}  conv {c:7.2}  batch-norm {n:6.2}  relu {a:6.2}  max-pool {p:6.2}")
-print(f"all layers: {total:.1} ms")
+    print(f"conv {cin:>2}->{cout:<2} @{side:<2}  conv {c:7.2f}  batch-norm {n:6.2f}  relu {a:6.2f}  max-pool {p:6.2f}")
+print(f"all layers: {total:.1f} ms")
