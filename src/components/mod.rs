@@ -1,5 +1,6 @@
 //! The viewer's UI components.
 
+pub mod canvas;
 pub mod metadata;
 pub mod open_panel;
 pub mod preview;

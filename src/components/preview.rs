@@ -3,11 +3,11 @@
 //! interaction); the viewer replaces it when the volume is whole.
 
 use nodulens_app::display::Placement;
-use nodulens_core::view::{self, Window};
-use wasm_bindgen::{Clamped, JsCast};
-use web_sys::{CanvasRenderingContext2d, HtmlCanvasElement, ImageData};
+use nodulens_core::view::Window;
+use web_sys::HtmlCanvasElement;
 use yew::prelude::*;
 
+use crate::components::canvas::{self, context, fit_backing_store, paint};
 use crate::decoder::mark_first_slice;
 use crate::state::Preview;
 
@@ -16,39 +16,16 @@ pub struct PreviewProps {
     pub preview: Preview,
 }
 
-fn context(canvas: &HtmlCanvasElement) -> Option<CanvasRenderingContext2d> {
-    canvas.get_context("2d").ok().flatten()?.dyn_into().ok()
-}
-
 fn draw(canvas: &HtmlCanvasElement, preview: &Preview) -> Option<()> {
     let slice = &preview.0;
-    let (w, h) = (
-        u32::try_from(slice.width).ok()?,
-        u32::try_from(slice.height).ok()?,
-    );
-    let mut rgba = Vec::new();
-    view::render_rgba(slice, Window::LUNG, &mut rgba);
-    let image = ImageData::new_with_u8_clamped_array_and_sh(Clamped(&rgba), w, h).ok()?;
-    let document = web_sys::window()?.document()?;
-    let offscreen: HtmlCanvasElement = document.create_element("canvas").ok()?.dyn_into().ok()?;
-    offscreen.set_width(w);
-    offscreen.set_height(h);
-    context(&offscreen)?.put_image_data(&image, 0.0, 0.0).ok()?;
-    let ratio = web_sys::window()?.device_pixel_ratio();
-    let cw = (f64::from(canvas.client_width()) * ratio).round().max(1.0);
-    let ch = (f64::from(canvas.client_height()) * ratio).round().max(1.0);
-    canvas.set_width(cw as u32);
-    canvas.set_height(ch as u32);
+    let offscreen = canvas::offscreen()?;
+    paint(&offscreen, slice, Window::LUNG, &mut Vec::new())?;
+    let (cw, ch, _) = fit_backing_store(canvas)?;
     let ctx = context(canvas)?;
     ctx.set_fill_style_str("#000");
     ctx.fill_rect(0.0, 0.0, cw, ch);
-    let p = Placement::fit(
-        (cw, ch),
-        (slice.width, slice.height),
-        slice.pixel_mm,
-        1.0,
-        [0.0, 0.0],
-    );
+    let shape = (slice.width, slice.height);
+    let p = Placement::fit((cw, ch), shape, slice.pixel_mm, 1.0, [0.0, 0.0]);
     ctx.draw_image_with_html_canvas_element_and_dw_and_dh(&offscreen, p.x, p.y, p.width, p.height)
         .ok()?;
     let _ = canvas.set_attribute("data-drawn", "true");

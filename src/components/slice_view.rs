@@ -13,13 +13,11 @@ use gloo::events::{EventListener, EventListenerOptions};
 use nodulens_app::display::{self, Placement, WheelSteps};
 use nodulens_core::Format;
 use nodulens_core::view::{self, Plane, Slice, Window};
-use wasm_bindgen::{Clamped, JsCast};
-use web_sys::{
-    CanvasRenderingContext2d, HtmlCanvasElement, HtmlInputElement, ImageData, PointerEvent,
-    WheelEvent,
-};
+use wasm_bindgen::JsCast;
+use web_sys::{HtmlCanvasElement, HtmlInputElement, PointerEvent, WheelEvent};
 use yew::prelude::*;
 
+use crate::components::canvas::{self, context, fit_backing_store, paint};
 use crate::decoder::{mark_first_slice, now_ms};
 use crate::state::{Action, AppState, Readout, ViewState, VolumeRef};
 
@@ -75,10 +73,6 @@ struct Drag {
     pan: [f64; 2],
 }
 
-fn context(canvas: &HtmlCanvasElement) -> Option<CanvasRenderingContext2d> {
-    canvas.get_context("2d").ok().flatten()?.dyn_into().ok()
-}
-
 /// Updates the offscreen image if the slice or window changed. Returns the slice.
 fn prepare<'a>(cache: &'a mut Cache, props: &SliceViewProps) -> Option<&'a Slice> {
     let loaded = &props.loaded;
@@ -97,33 +91,22 @@ fn prepare<'a>(cache: &'a mut Cache, props: &SliceViewProps) -> Option<&'a Slice
     let image_key = Some((generation, index, window_bits));
     let slice = cache.slice.as_ref()?;
     if cache.image_key != image_key {
-        let document = web_sys::window()?.document()?;
         if cache.offscreen.is_none() {
-            cache.offscreen = document.create_element("canvas").ok()?.dyn_into().ok();
+            cache.offscreen = canvas::offscreen();
         }
-        let offscreen = cache.offscreen.as_ref()?;
-        let (w, h) = (slice.width as u32, slice.height as u32);
-        if offscreen.width() != w || offscreen.height() != h {
-            offscreen.set_width(w);
-            offscreen.set_height(h);
-        }
-        view::render_rgba(slice, props.window, &mut cache.rgba);
-        let image = ImageData::new_with_u8_clamped_array_and_sh(Clamped(&cache.rgba), w, h).ok()?;
-        context(offscreen)?.put_image_data(&image, 0.0, 0.0).ok()?;
+        paint(
+            cache.offscreen.as_ref()?,
+            slice,
+            props.window,
+            &mut cache.rgba,
+        )?;
         cache.image_key = image_key;
     }
     Some(slice)
 }
 
 fn draw(canvas: &HtmlCanvasElement, cache: &mut Cache, props: &SliceViewProps) -> Option<()> {
-    let ratio = web_sys::window()?.device_pixel_ratio();
-    // The canvas backing store follows its CSS size, in device pixels, for sharpness.
-    let cw = (f64::from(canvas.client_width()) * ratio).round().max(1.0);
-    let ch = (f64::from(canvas.client_height()) * ratio).round().max(1.0);
-    if canvas.width() != cw as u32 || canvas.height() != ch as u32 {
-        canvas.set_width(cw as u32);
-        canvas.set_height(ch as u32);
-    }
+    let (cw, ch, ratio) = fit_backing_store(canvas)?;
     let slice = prepare(cache, props)?;
     let shape = (slice.width, slice.height);
     let pixel_mm = slice.pixel_mm;
