@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Inference throughput of the shipped models in headless Chromium (batches of 64): burn's CPU
-# backend (flex, wasm32, one thread) and WebGPU (Chromium's --enable-unsafe-webgpu adapter,
-# SwiftShader on a machine without a GPU). Runs the ignored benchmark in tests/web.rs, built
+# Inference throughput of the shipped models in headless Chromium (batches of 64): on the CPU
+# (wasm32, one thread: the fused CPU pass the app runs, and burn's flex backend) and on WebGPU
+# (Chromium's --enable-unsafe-webgpu adapter, SwiftShader on a machine without a GPU). Runs the ignored benchmark in tests/web.rs, built
 # in release mode; prints the BENCH lines. Needs what scripts/setup.sh installs.
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -16,7 +16,12 @@ xorshift stream), warm-up first, then the whole call (a copy of the flat f32 inp
 forward, sigmoid, the probabilities back as a list) until the time is up. Threads: PyTorch's
 default (one per core), as burn's rayon pool.
 
-Usage: python3 scripts/bench_models_pytorch.py [--batch 64] [--seconds 5]
+Two variants of the same network are timed: "eager" (plain nn.Module calls, PyTorch's default)
+and "compile" (torch.compile with the inductor backend, which fuses batch-norm, ReLU and
+pooling and generates C++ for them: the fastest PyTorch CPU path found on this machine; it
+needs a C compiler and compiles for ~30 s first). --eager-only skips the second.
+
+Usage: python3 scripts/bench_models_pytorch.py [--batch 64] [--seconds 5] [--eager-only]
        [--expect MODEL=p0,p1,...]   (Rust's first probabilities; exits 1 if they differ > 1e-4)
 Needs `pip install torch` (the default PyPI wheel; only its CPU path is used).
 """
@@ -162,11 +167,55 @@ def xorshift_patches(n):
     return out
 
 
+def measure(kind, variant, model, base, shape, args, expect):
+    """Checks `model` against Rust's probabilities, then times it; prints the figures."""
+    ok = True
+
+    def predict():
+        x = base.clone().reshape(shape)
+        return torch.sigmoid(model(x)).reshape(-1).tolist()
+
+    with torch.inference_mode():
+        p = predict()
+        if kind in expect:
+            diff = max(abs(a - b) for a, b in zip(p, expect[kind]))
+            verdict = "same" if diff <= 1e-4 else "DIFFERENT"
+            print(
+                f"{kind} ({variant}): max |p_torch - p_rust| over {len(expect[kind])} patches "
+                f"{diff:.2e} ({verdict})"
+            )
+            ok &= diff <= 1e-4
+        warm = time.perf_counter()
+        n = 0
+        while n < 3 or (time.perf_counter() - warm < 1.0 and n < 50):
+            predict()
+            n += 1
+        times = []
+        start = time.perf_counter()
+        while len(times) < 10 or time.perf_counter() - start < args.seconds:
+            t = time.perf_counter()
+            predict()
+            times.append(time.perf_counter() - t)
+    mean = len(times) * args.batch / sum(times)
+    times.sort()
+    median = args.batch / times[len(times) // 2]
+    print(
+        f"{kind:<10} torch {variant:<7} {mean:>8.0f} patches/s (median batch {median:.0f} "
+        f"patches/s, {1000 * args.batch / median:.2f} ms; {len(times)} batches)"
+    )
+    print(
+        f"PYTORCH_BENCH model={kind} variant={variant} batch={args.batch} "
+        f"patches_per_s={mean:.1f} median_patches_per_s={median:.1f}"
+    )
+    return ok
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--seconds", type=float, default=5.0)
     ap.add_argument("--expect", action="append", default=[], metavar="MODEL=P0,P1,...")
+    ap.add_argument("--eager-only", action="store_true", help="skip the torch.compile variant")
     args = ap.parse_args()
     expect = {}
     for e in args.expect:
@@ -199,39 +248,11 @@ def main():
         # it, as `Classifier::predict` copies its slice into the tensor.
         base = torch.tensor(xorshift_patches(args.batch * per_patch), dtype=torch.float32)
 
-        def predict():
-            x = base.clone().reshape(shape)
-            return torch.sigmoid(net(x)).reshape(-1).tolist()
-
-        with torch.inference_mode():
-            p = predict()
-            if kind in expect:
-                diff = max(abs(a - b) for a, b in zip(p, expect[kind]))
-                verdict = "same" if diff <= 1e-4 else "DIFFERENT"
-                print(f"{kind}: max |p_torch - p_burn| over {len(expect[kind])} patches {diff:.2e} ({verdict})")
-                ok &= diff <= 1e-4
-            warm = time.perf_counter()
-            n = 0
-            while n < 3 or (time.perf_counter() - warm < 1.0 and n < 50):
-                predict()
-                n += 1
-            times = []
-            start = time.perf_counter()
-            while len(times) < 10 or time.perf_counter() - start < args.seconds:
-                t = time.perf_counter()
-                predict()
-                times.append(time.perf_counter() - t)
-        mean = len(times) * args.batch / sum(times)
-        times.sort()
-        median = args.batch / times[len(times) // 2]
-        print(
-            f"{kind:<10} torch {mean:>8.0f} patches/s (median batch {median:.0f} patches/s, "
-            f"{1000 * args.batch / median:.2f} ms; {len(times)} batches)"
-        )
-        print(
-            f"PYTORCH_BENCH model={kind} batch={args.batch} patches_per_s={mean:.1f} "
-            f"median_patches_per_s={median:.1f}"
-        )
+        variants = [("eager", net)]
+        if not args.eager_only:
+            variants.append(("compile", torch.compile(net)))
+        for variant, model in variants:
+            ok &= measure(kind, variant, model, base, shape, args, expect)
     return 0 if ok else 1
 
 

@@ -185,10 +185,15 @@ mod models {
         (patches, recorded)
     }
 
-    async fn matches_native(device: Device, backend: &str) {
+    /// `burn_forward`: run burn's own forward pass even on the CPU (which otherwise runs the
+    /// fused CPU pass of `nodulens_model::cpu`).
+    async fn matches_native(device: Device, backend: &str, burn_forward: bool) {
         let (patches, recorded) = reference_inputs();
         for kind in ModelKind::ALL {
-            let classifier = load(kind, &device);
+            let mut classifier = load(kind, &device);
+            if burn_forward {
+                classifier = classifier.with_burn_forward();
+            }
             let got = classifier.predict_async(&patches).await.expect("inference");
             let expected: Vec<f32> = recorded
                 .cases
@@ -213,7 +218,10 @@ mod models {
 
     #[wasm_bindgen_test]
     async fn shipped_models_match_native_on_the_browser_cpu() {
-        matches_native(cpu_device(), "CPU").await;
+        let device = cpu_device();
+        assert!(load(ModelKind::Nodule, &device).is_fused());
+        matches_native(device.clone(), "CPU (fused pass)", false).await;
+        matches_native(device, "CPU (burn flex)", true).await;
     }
 
     #[wasm_bindgen_test]
@@ -223,10 +231,11 @@ mod models {
         let device = webgpu_device()
             .await
             .expect("a WebGPU adapter (Chromium with --enable-unsafe-webgpu)");
-        matches_native(device, "WebGPU").await;
+        matches_native(device, "WebGPU", false).await;
     }
 
-    /// Patches per second of each model in batches of 64, on the CPU and on WebGPU.
+    /// Patches per second of each model in batches of 64: on the CPU (the fused pass the app
+    /// runs, and burn's flex backend) and on WebGPU.
     #[wasm_bindgen_test]
     #[ignore = "benchmark, not a test: run by scripts/bench_browser_models.sh"]
     async fn model_throughput_in_the_browser() {
@@ -238,14 +247,20 @@ mod models {
             .take(patches.len() * BATCH / 8)
             .copied()
             .collect();
-        let mut devices = vec![("CPU", cpu_device())];
+        let mut devices = vec![
+            ("CPU-fused", cpu_device(), false),
+            ("CPU-flex", cpu_device(), true),
+        ];
         match webgpu_device().await {
-            Ok(device) => devices.push(("WebGPU", device)),
+            Ok(device) => devices.push(("WebGPU", device, false)),
             Err(e) => console_log!("WebGPU: no adapter ({e}), skipped"),
         }
-        for (backend, device) in devices {
+        for (backend, device, burn_forward) in devices {
             for kind in ModelKind::ALL {
-                let classifier = load(kind, &device);
+                let mut classifier = load(kind, &device);
+                if burn_forward {
+                    classifier = classifier.with_burn_forward();
+                }
                 // Warm-up: shader compilation, allocator.
                 classifier.predict_async(&batch).await.expect("inference");
                 let start = js_sys::Date::now();

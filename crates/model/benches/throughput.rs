@@ -1,7 +1,9 @@
 //! `cargo bench -p nodulens-model`: inference throughput (patches per second) of each shipped
 //! model at the batch size the pipeline uses (64, as `nodulens eval-*` predicts), natively on
-//! the CPU (flex backend: SIMD kernels, rayon threads), and on wgpu when the bench is built
-//! with `--features bench-wgpu` and an adapter (e.g. Mesa lavapipe) is present.
+//! the CPU — the fused CPU pass the product runs there (`nodulens_model::cpu`, rayon threads)
+//! and burn's own forward pass on its flex backend (SIMD kernels, rayon threads) — and on
+//! wgpu when the bench is built with `--features bench-wgpu` and an adapter (e.g. Mesa
+//! lavapipe) is present.
 //!
 //! Timed: the whole `Classifier::predict` call, i.e. upload of the flat patches, the forward
 //! pass, the sigmoid and the read-back, exactly what the CLI and the browser do per batch.
@@ -69,12 +71,18 @@ fn measure(classifier: &Classifier, batch: usize, seconds: f64) -> (f64, f64, us
     )
 }
 
-fn devices() -> Vec<(&'static str, Device)> {
+/// (label, device, whether to run burn's own forward pass on a CPU device). "fused" is what the
+/// CLI and the browser run on the CPU (`nodulens_model::cpu`); "flex" is burn's CPU backend
+/// running the burn module layer by layer.
+fn devices() -> Vec<(&'static str, Device, bool)> {
     #[allow(unused_mut)]
-    let mut out = vec![("flex", Device::flex())];
+    let mut out = vec![
+        ("fused", Device::flex(), false),
+        ("flex", Device::flex(), true),
+    ];
     #[cfg(feature = "bench-wgpu")]
     match Device::wgpu_options().init() {
-        Ok(device) => out.push(("wgpu", device)),
+        Ok(device) => out.push(("wgpu", device, false)),
         Err(e) => println!("wgpu: no adapter ({e}), skipped"),
     }
     out
@@ -91,19 +99,22 @@ fn main() {
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     println!("batch {batch}, {threads} hardware threads, {seconds} s per measurement");
     let mut reference: Vec<Vec<f32>> = Vec::new();
-    for (backend, device) in devices() {
+    for (backend, device, burn_forward) in devices() {
         for (k, kind) in ModelKind::ALL.into_iter().enumerate() {
             let entry = manifest.model(kind).expect("model in manifest");
             let bytes = std::fs::read(models.join(&entry.file)).expect("weights");
-            let classifier = Classifier::from_manifest(entry, bytes, &device).expect("load");
+            let mut classifier = Classifier::from_manifest(entry, bytes, &device).expect("load");
+            if burn_forward {
+                classifier = classifier.with_burn_forward();
+            }
             // The first probabilities on the fixed input: PyTorch checks it computes the same
-            // function (scripts/bench_models_pytorch.py), and every backend is checked
-            // against flex here.
+            // function (scripts/bench_models_pytorch.py), and every other path is checked
+            // against the fused CPU pass here.
             let p = classifier
                 .predict(&patches(batch * classifier.config.patch_len()))
                 .expect("predict");
             let head: Vec<f32> = p.iter().take(8).copied().collect();
-            if backend == "flex" {
+            if backend == "fused" {
                 let text: Vec<String> = head.iter().map(|v| format!("{v:.6}")).collect();
                 println!(
                     "NODULENS_BENCH_PROBS model={} p={}",
@@ -111,13 +122,16 @@ fn main() {
                     text.join(",")
                 );
                 reference.push(head);
-            } else if let Some(flex) = reference.get(k) {
-                let diff = flex
+            } else if let Some(fused) = reference.get(k) {
+                let diff = fused
                     .iter()
                     .zip(&head)
                     .map(|(a, b)| (a - b).abs())
                     .fold(0.0f32, f32::max);
-                println!("{:<10} {backend}: max |p - p_flex| {diff:.2e}", kind.name());
+                println!(
+                    "{:<10} {backend}: max |p - p_fused| {diff:.2e}",
+                    kind.name()
+                );
             }
             let (mean, median, batches) = measure(&classifier, batch, seconds);
             println!(

@@ -46,8 +46,20 @@ fn shipped_models_reproduce_the_recorded_outputs_natively() {
         .map(|v| (v, reference::center_of(v)))
         .collect();
     let patches = reference::patches(&inputs, &nodule.preprocess);
+    // On the CPU the classifiers run the fused pass (nodulens_model::cpu); burn's own forward
+    // pass of the same weights must agree with it.
+    assert!(nodule.is_fused() && malignancy.is_fused());
     let p_nodule = nodule.predict(&patches).unwrap();
     let p_malignant = malignancy.predict(&patches).unwrap();
+    for (fused, classifier) in [(&p_nodule, &nodule), (&p_malignant, &malignancy)] {
+        let burn = classifier
+            .clone()
+            .with_burn_forward()
+            .predict(&patches)
+            .unwrap();
+        let d = reference::max_difference(fused, &burn).unwrap();
+        assert!(d <= 1e-5, "fused CPU pass differs from burn's by {d}");
+    }
     let computed = ReferenceOutputs {
         note: "p of the shipped models on a patch around each crop's central voxel, computed \
                natively on the CPU by crates/model/tests/parity.rs (NODULENS_WRITE_REFERENCE=1)"
