@@ -26,18 +26,9 @@ fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
         .unwrap_or(default)
 }
 
-/// Deterministic values in [0, 1) (xorshift64 13/7/17, top 24 bits), the same for every run
-/// and in `scripts/bench_models_pytorch.py`.
+/// The fixed input, the same for every run and in `scripts/bench_models_pytorch.py`.
 fn patches(n: usize) -> Vec<f32> {
-    let mut state = 0x9e37_79b9_7f4a_7c15u64;
-    (0..n)
-        .map(|_| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            (state >> 40) as f32 / (1u64 << 24) as f32
-        })
-        .collect()
+    nodulens_model::reference::uniform_values(n)
 }
 
 /// Times `classifier.predict` on one batch: warm-up, then batches until `seconds` have passed

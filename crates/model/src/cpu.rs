@@ -553,6 +553,7 @@ mod x86 {
 mod tests {
     use super::*;
     use crate::NetConfig;
+    use crate::reference::uniform_values;
     use burn::tensor::Distribution;
     use nodulens_core::preprocess::PreprocessConfig;
 
@@ -583,31 +584,12 @@ mod tests {
         net.valid()
     }
 
-    /// Deterministic values in [0, 1) (xorshift64).
-    fn inputs(n: usize) -> Vec<f32> {
-        let mut state = 0x2545_f491_4f6c_dd1du64;
-        (0..n)
-            .map(|_| {
-                state ^= state << 13;
-                state ^= state >> 7;
-                state ^= state << 17;
-                (state >> 40) as f32 / (1u64 << 24) as f32
-            })
-            .collect()
-    }
-
     fn compare(widths: [usize; 3]) {
         let device = Device::flex();
         let net = random_net(widths, &device);
-        let patches = inputs(5 * PreprocessConfig::default().patch_len());
-        let input = net.input_tensor(&patches, &device).unwrap();
-        let [batch, _, h, w] = input.dims();
-        let x = input.reshape([batch * net.views, net.channels, h, w]);
-        let x = net
-            .stage3
-            .forward(net.stage2.forward(net.stage1.forward(x)));
-        let [n, width, gh, gw] = x.dims();
-        let burn_features = values(x.reshape([n, width, gh * gw]).mean_dim(2)).unwrap();
+        let patches = uniform_values(5 * PreprocessConfig::default().patch_len());
+        let burn_features =
+            values(net.features(net.input_tensor(&patches, &device).unwrap())).unwrap();
         let burn_p =
             values(net.probabilities(net.input_tensor(&patches, &device).unwrap())).unwrap();
         let largest = burn_features.iter().fold(0.0f32, |m, v| m.max(v.abs()));

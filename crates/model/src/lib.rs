@@ -206,17 +206,25 @@ impl Net {
     /// `input`: `[batch, views × channels, size, size]` (patches as laid out by
     /// `extract_views`). Returns logits `[batch, 1]`.
     pub fn forward(&self, input: Tensor<4>) -> Tensor<2> {
+        let [batch, _, _, _] = input.dims();
+        let x = self.features(input);
+        let [_, width] = x.dims();
+        let x = x.reshape([batch, self.views * width]);
+        let x = relu(self.fc1.forward(self.dropout.forward(x)));
+        self.fc2.forward(self.dropout.forward(x))
+    }
+
+    /// The convolution stages, averaged over the remaining grid: `[batch · views, width]`.
+    fn features(&self, input: Tensor<4>) -> Tensor<2> {
         let [batch, _, h, w] = input.dims();
         let x = input.reshape([batch * self.views, self.channels, h, w]);
         let x = self
             .stage3
             .forward(self.stage2.forward(self.stage1.forward(x)));
-        // Global average over the remaining grid: [batch·views, width].
-        let [_, width, gh, gw] = x.dims();
-        let x = x.reshape([batch * self.views, width, gh * gw]).mean_dim(2);
-        let x = x.reshape([batch, self.views * width]);
-        let x = relu(self.fc1.forward(self.dropout.forward(x)));
-        self.fc2.forward(self.dropout.forward(x))
+        let [images, width, gh, gw] = x.dims();
+        x.reshape([images, width, gh * gw])
+            .mean_dim(2)
+            .reshape([images, width])
     }
 
     /// Probabilities `[batch]` for patches given as one flat slice.

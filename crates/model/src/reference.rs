@@ -53,6 +53,20 @@ pub fn patches(volumes: &[(&Volume, [f64; 3])], config: &PreprocessConfig) -> Ve
     out
 }
 
+/// Deterministic pseudo-random values in [0, 1) (xorshift64 13/7/17, top 24 bits, fixed seed):
+/// the benchmarks' input, which `scripts/bench_models_pytorch.py` generates identically.
+pub fn uniform_values(n: usize) -> Vec<f32> {
+    let mut state = 0x9e37_79b9_7f4a_7c15u64;
+    (0..n)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state >> 40) as f32 / (1u64 << 24) as f32
+        })
+        .collect()
+}
+
 /// The largest absolute difference between `expected` and `got`, or an error naming the first
 /// length mismatch or non-finite value.
 pub fn max_difference(expected: &[f32], got: &[f32]) -> Result<f32, String> {
