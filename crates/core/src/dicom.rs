@@ -9,6 +9,7 @@
 //! series that led for a while and lost, in a folder of several).
 
 use std::collections::BTreeMap;
+use std::ops::Range;
 
 use dicom_core::value::{PrimitiveValue, Value};
 use dicom_dictionary_std::tags;
@@ -44,22 +45,30 @@ const NATIVE_ONLY_SYNTAXES: &[(&str, &str)] = &[
 ];
 
 /// A parsed object: with a file meta group (the normal case) or a bare data set.
-enum Parsed {
+enum Object {
     File(Box<dicom_object::DefaultDicomObject>),
     Bare(InMemDicomObject),
 }
 
-impl Parsed {
+/// A parsed file.
+struct Parsed<'a> {
+    object: Object,
+    /// The uncompressed pixel data, in the file's bytes, when they were left there (dicom-rs
+    /// then read the attributes only; see [`native_pixel_data`]).
+    native_pixels: Option<&'a [u8]>,
+}
+
+impl Parsed<'_> {
     fn dataset(&self) -> &InMemDicomObject {
-        match self {
-            Parsed::File(file) => file,
-            Parsed::Bare(bare) => bare,
+        match &self.object {
+            Object::File(file) => file,
+            Object::Bare(bare) => bare,
         }
     }
     fn transfer_syntax(&self) -> &str {
-        match self {
-            Parsed::File(file) => file.meta().transfer_syntax().trim_end_matches(['\0', ' ']),
-            Parsed::Bare(_) => IMPLICIT_VR_LITTLE_ENDIAN.uid(),
+        match &self.object {
+            Object::File(file) => file.meta().transfer_syntax().trim_end_matches(['\0', ' ']),
+            Object::Bare(_) => IMPLICIT_VR_LITTLE_ENDIAN.uid(),
         }
     }
 }
@@ -122,7 +131,10 @@ const SHORT_VRS: [&[u8; 2]; 21] = [
 /// its end, before dicom-rs allocates them: a truncated file or one whose transfer syntax is
 /// mislabelled would otherwise cost gigabytes of zero-filled buffers. Sequences and items are
 /// walked into; deflated data sets are inflated (capped) and walked.
-fn check_lengths(bytes: &[u8], start: usize) -> Result<(), String> {
+///
+/// Returns where the top-level Pixel Data's bytes lie when the transfer syntax stores them
+/// as they are (see [`native_pixel_data`]).
+fn check_lengths(bytes: &[u8], start: usize) -> Result<Option<Range<usize>>, String> {
     // The meta group: always explicit VR little endian. dicom-rs reads it as its group length
     // (0002,0000) says: whole elements, of any group, until that many bytes are consumed; the
     // data set starts where that ends, so the walk must end there too.
@@ -139,7 +151,7 @@ fn check_lengths(bytes: &[u8], start: usize) -> Result<(), String> {
             length as usize
         }
         // dicom-rs refuses a meta group that does not start with its length.
-        _ => return Ok(()),
+        _ => return Ok(None),
     };
     let mut consumed = 0usize;
     while consumed < group_length {
@@ -174,11 +186,131 @@ fn check_lengths(bytes: &[u8], start: usize) -> Result<(), String> {
                 &mut inflated,
             )
             .map_err(|e| format!("the deflated data set is corrupt ({e})"))?;
-            return walk_data_set(&inflated, 0, true, false);
+            return walk_data_set(&inflated, 0, true, false).map(|()| None);
         }
         _ => (true, false),
     };
-    walk_data_set(bytes, at, explicit, big_endian)
+    walk_data_set(bytes, at, explicit, big_endian)?;
+    Ok(if NATIVE_SYNTAXES.contains(&syntax.as_str()) {
+        native_pixel_data(bytes, at, explicit, big_endian)
+    } else {
+        None
+    })
+}
+
+/// Transfer syntaxes that store pixel data as they are (implicit and explicit VR little
+/// endian, explicit VR big endian).
+const NATIVE_SYNTAXES: [&str; 3] = [
+    "1.2.840.10008.1.2",
+    "1.2.840.10008.1.2.1",
+    "1.2.840.10008.1.2.2",
+];
+
+/// Sequences nested deeper than this are left to dicom-rs.
+const NATIVE_WALK_DEPTH: usize = 16;
+
+/// Where the value of the top-level Pixel Data element (7FE0,0010) lies, when it has a
+/// defined length: found by stepping over the top-level elements of the data set at `at`
+/// (over nested sequences whole, so an icon image's Pixel Data inside a sequence is not
+/// taken for the slice's). Decoding then reads the pixels in place, instead of dicom-rs
+/// copying them into a new buffer first (for a CT slice, most of the time spent parsing).
+/// `None` for anything unusual; the caller then lets dicom-rs read the whole file.
+fn native_pixel_data(
+    bytes: &[u8],
+    mut at: usize,
+    explicit: bool,
+    big_endian: bool,
+) -> Option<Range<usize>> {
+    loop {
+        let (tag, length, header) = element_header(bytes, at, explicit, big_endian)?;
+        let value = at + header;
+        if tag == (0x7FE0, 0x0010) {
+            let end = value.checked_add(length?)?;
+            return (end <= bytes.len()).then_some(value..end);
+        }
+        at = match length {
+            Some(length) => value.checked_add(length)?,
+            None if is_sequence(bytes, at, explicit) => {
+                skip_undefined_sequence(bytes, value, explicit, big_endian, 0)?
+            }
+            None => return None,
+        };
+    }
+}
+
+/// Tag, value length (`None` when undefined) and header size of the element at `at`.
+fn element_header(
+    bytes: &[u8],
+    at: usize,
+    explicit: bool,
+    big_endian: bool,
+) -> Option<((u16, u16), Option<usize>, usize)> {
+    let tag = (
+        read_u16(bytes, at, big_endian)?,
+        read_u16(bytes, at + 2, big_endian)?,
+    );
+    let (length, header) = if explicit && tag.0 != 0xFFFE {
+        explicit_length(bytes, at, big_endian)?
+    } else {
+        (read_u32(bytes, at + 4, big_endian)? as usize, 8)
+    };
+    let length = (length != u32::MAX as usize).then_some(length);
+    Some((tag, length, header))
+}
+
+/// Whether an element of undefined length at `at` is a sequence (in implicit VR, the only
+/// other such element, encapsulated Pixel Data, is handled before this is asked).
+fn is_sequence(bytes: &[u8], at: usize, explicit: bool) -> bool {
+    !explicit || bytes.get(at + 4..at + 6) == Some(b"SQ")
+}
+
+/// The offset just past the delimiter of a sequence of undefined length whose items start
+/// at `at`.
+fn skip_undefined_sequence(
+    bytes: &[u8],
+    mut at: usize,
+    explicit: bool,
+    big_endian: bool,
+    depth: usize,
+) -> Option<usize> {
+    if depth >= NATIVE_WALK_DEPTH {
+        return None;
+    }
+    loop {
+        let (tag, length, _) = element_header(bytes, at, explicit, big_endian)?;
+        at = match (tag, length) {
+            ((0xFFFE, 0xE0DD), _) => return Some(at + 8),
+            ((0xFFFE, 0xE000), Some(length)) => (at + 8).checked_add(length)?,
+            ((0xFFFE, 0xE000), None) => {
+                skip_undefined_item(bytes, at + 8, explicit, big_endian, depth + 1)?
+            }
+            _ => return None,
+        };
+    }
+}
+
+/// The offset just past the delimiter of an item of undefined length whose elements start
+/// at `at`.
+fn skip_undefined_item(
+    bytes: &[u8],
+    mut at: usize,
+    explicit: bool,
+    big_endian: bool,
+    depth: usize,
+) -> Option<usize> {
+    loop {
+        let (tag, length, header) = element_header(bytes, at, explicit, big_endian)?;
+        if tag == (0xFFFE, 0xE00D) {
+            return Some(at + 8);
+        }
+        at = match length {
+            Some(length) => (at + header).checked_add(length)?,
+            None if is_sequence(bytes, at, explicit) => {
+                skip_undefined_sequence(bytes, at + header, explicit, big_endian, depth)?
+            }
+            None => return None,
+        };
+    }
 }
 
 /// The element walk of [`check_lengths`] over a data set starting at `at`.
@@ -305,45 +437,63 @@ fn explicit_length(bytes: &[u8], at: usize, big_endian: bool) -> Option<(usize, 
     }
 }
 
-fn parse(bytes: &[u8], name: &str, headers_only: bool) -> Result<Option<Parsed>, ReadError> {
+fn parse<'a>(
+    bytes: &'a [u8],
+    name: &str,
+    headers_only: bool,
+) -> Result<Option<Parsed<'a>>, ReadError> {
+    let bad = |e: &dyn std::fmt::Display| {
+        ReadError::malformed(name, format!("not a readable DICOM file ({e})"))
+    };
+    let sniffed = sniff(bytes);
+    let native_pixels = match sniffed {
+        Sniff::Preamble => check_lengths(bytes, 132),
+        Sniff::MetaOnly => check_lengths(bytes, 4),
+        // A bare data set: implicit VR little endian from the first byte.
+        Sniff::Bare => walk_data_set(bytes, 0, false, false)
+            .map(|()| native_pixel_data(bytes, 0, false, false)),
+        Sniff::NotDicom => Ok(None),
+    }
+    .map_err(|reason| ReadError::malformed(name, reason))?;
+    // Uncompressed pixels are read in place later, so dicom-rs stops before them.
+    let native_pixels = native_pixels.filter(|_| !headers_only);
     let options = || {
         let options = OpenFileOptions::new();
-        if headers_only {
+        if headers_only || native_pixels.is_some() {
             options.read_until(tags::PIXEL_DATA)
         } else {
             options
         }
     };
-    let bad = |e: &dyn std::fmt::Display| {
-        ReadError::malformed(name, format!("not a readable DICOM file ({e})"))
-    };
-    let sniffed = sniff(bytes);
-    let checked = match sniffed {
-        Sniff::Preamble => check_lengths(bytes, 132),
-        Sniff::MetaOnly => check_lengths(bytes, 4),
-        // A bare data set: implicit VR little endian from the first byte.
-        Sniff::Bare => walk_data_set(bytes, 0, false, false),
-        Sniff::NotDicom => Ok(()),
-    };
-    checked.map_err(|reason| ReadError::malformed(name, reason))?;
-    match sniffed {
+    let object = match sniffed {
         Sniff::Preamble => options()
             .read_preamble(ReadPreamble::Always)
             .from_reader(bytes)
-            .map(|f| Some(Parsed::File(Box::new(f))))
-            .map_err(|e| bad(&e)),
+            .map(|f| Object::File(Box::new(f)))
+            .map_err(|e| bad(&e))?,
         Sniff::MetaOnly => options()
             .read_preamble(ReadPreamble::Never)
             .from_reader(bytes)
-            .map(|f| Some(Parsed::File(Box::new(f))))
-            .map_err(|e| bad(&e)),
+            .map(|f| Object::File(Box::new(f)))
+            .map_err(|e| bad(&e))?,
         Sniff::Bare => {
-            InMemDicomObject::read_dataset_with_ts(bytes, &IMPLICIT_VR_LITTLE_ENDIAN.erased())
-                .map(|o| Some(Parsed::Bare(o)))
-                .map_err(|e| bad(&e))
+            // Without the Pixel Data element (its 8-byte header and value) when the pixels
+            // are read in place.
+            let end = native_pixels
+                .as_ref()
+                .map_or(bytes.len(), |pixels| pixels.start - 8);
+            let object = InMemDicomObject::read_dataset_with_ts(
+                &bytes[..end],
+                &IMPLICIT_VR_LITTLE_ENDIAN.erased(),
+            );
+            Object::Bare(object.map_err(|e| bad(&e))?)
         }
-        Sniff::NotDicom => Ok(None),
-    }
+        Sniff::NotDicom => return Ok(None),
+    };
+    Ok(Some(Parsed {
+        object,
+        native_pixels: native_pixels.map(|range| &bytes[range]),
+    }))
 }
 
 fn text(obj: &InMemDicomObject, tag: dicom_core::Tag) -> Option<String> {
@@ -1231,14 +1381,18 @@ fn arrange(group: &Group, warnings: &mut Vec<String>) -> Geometry {
 
 /// Decodes frames of one parsed file into HU.
 struct FrameDecoder<'a> {
-    parsed: &'a Parsed,
+    parsed: &'a Parsed<'a>,
     name: &'a str,
     layout: PixelLayout,
     encapsulated: bool,
 }
 
 impl<'a> FrameDecoder<'a> {
-    fn new(parsed: &'a Parsed, name: &'a str, expected: &PixelLayout) -> Result<Self, ReadError> {
+    fn new(
+        parsed: &'a Parsed<'a>,
+        name: &'a str,
+        expected: &PixelLayout,
+    ) -> Result<Self, ReadError> {
         let obj = parsed.dataset();
         let ts = parsed.transfer_syntax();
         #[cfg(target_arch = "wasm32")]
@@ -1258,11 +1412,16 @@ impl<'a> FrameDecoder<'a> {
                 ),
             ));
         }
-        let element = obj.get(tags::PIXEL_DATA).ok_or_else(|| {
-            ReadError::malformed(name, "image attributes present but no Pixel Data")
-        })?;
-        let encapsulated = matches!(element.value(), Value::PixelSequence(_));
-        if encapsulated && !matches!(parsed, Parsed::File(_)) {
+        let encapsulated = match parsed.native_pixels {
+            Some(_) => false,
+            None => {
+                let element = obj.get(tags::PIXEL_DATA).ok_or_else(|| {
+                    ReadError::malformed(name, "image attributes present but no Pixel Data")
+                })?;
+                matches!(element.value(), Value::PixelSequence(_))
+            }
+        };
+        if encapsulated && !matches!(parsed.object, Object::File(_)) {
             return Err(ReadError::malformed(
                 name,
                 "compressed pixel data without a file meta group",
@@ -1353,7 +1512,7 @@ impl<'a> FrameDecoder<'a> {
             return Ok(());
         }
         if self.encapsulated {
-            let Parsed::File(file) = self.parsed else {
+            let Object::File(file) = &self.parsed.object else {
                 return Err(ReadError::malformed(
                     self.name,
                     "compressed pixel data without a file meta group",
@@ -1422,11 +1581,6 @@ impl<'a> FrameDecoder<'a> {
             );
             return Ok(());
         }
-        let element = self
-            .parsed
-            .dataset()
-            .get(tags::PIXEL_DATA)
-            .ok_or_else(|| ReadError::malformed(self.name, "no Pixel Data"))?;
         let start = plane.frame as usize * frame_bytes;
         let too_short = |have: usize| {
             ReadError::malformed(
@@ -1437,6 +1591,26 @@ impl<'a> FrameDecoder<'a> {
                 ),
             )
         };
+        let big_endian = self.parsed.transfer_syntax() == "1.2.840.10008.1.2.2";
+        if let Some(pixels) = self.parsed.native_pixels {
+            let bytes = pixels
+                .get(start..start + frame_bytes)
+                .ok_or_else(|| too_short(pixels.len()))?;
+            store(
+                bytes,
+                big_endian,
+                &self.layout,
+                rescale,
+                destination,
+                clamped,
+            );
+            return Ok(());
+        }
+        let element = self
+            .parsed
+            .dataset()
+            .get(tags::PIXEL_DATA)
+            .ok_or_else(|| ReadError::malformed(self.name, "no Pixel Data"))?;
         match element.value() {
             Value::Primitive(PrimitiveValue::U16(words)) if bytes_per_sample == 2 => {
                 let words = words
@@ -1455,7 +1629,6 @@ impl<'a> FrameDecoder<'a> {
                 let bytes = bytes
                     .get(start..start + frame_bytes)
                     .ok_or_else(|| too_short(bytes.len()))?;
-                let big_endian = self.parsed.transfer_syntax() == "1.2.840.10008.1.2.2";
                 store(
                     bytes,
                     big_endian,
@@ -1718,40 +1891,98 @@ impl Rescale {
             integer_offset,
         }
     }
+}
+
+/// How a stored sample becomes a value, without a branch per sample: its `bits_stored` low
+/// bits are shifted to the top and back, arithmetically when the pixels are signed (which
+/// sign-extends) and logically otherwise (which masks).
+#[derive(Debug, Clone, Copy)]
+struct SampleBits {
+    shift: u32,
+    signed: bool,
+}
+
+impl SampleBits {
+    fn new(layout: &PixelLayout) -> Self {
+        Self {
+            shift: 32 - u32::from(layout.bits_stored).clamp(1, 32),
+            signed: layout.signed,
+        }
+    }
 
     #[inline]
-    fn apply(&self, raw: i32, clamped: &mut u64) -> i16 {
-        match self.integer_offset {
-            Some(offset) => {
-                let v = raw + offset;
-                if v > i32::from(i16::MAX) {
-                    *clamped += 1;
-                    i16::MAX
-                } else if v < i32::from(i16::MIN) {
-                    *clamped += 1;
-                    i16::MIN
-                } else {
-                    v as i16
-                }
-            }
-            None => clamp_i16(f64::from(raw) * self.slope + self.intercept, clamped),
+    fn value(self, raw: u32) -> i32 {
+        if self.signed {
+            ((raw << self.shift) as i32) >> self.shift
+        } else {
+            ((raw << self.shift) >> self.shift) as i32
         }
     }
 }
 
-/// Interprets a stored sample: keeps `bits_stored` bits, sign-extends when signed.
-#[inline]
-fn sample(raw: u32, layout: &PixelLayout) -> i32 {
-    let bits = u32::from(layout.bits_stored);
-    if bits >= 32 {
-        return raw as i32;
+/// Rescales samples of at most 16 bits (`raw`) into `out`. The loops hold no branch per
+/// sample (the clamp counts through a comparison), so the compiler vectorises them: this
+/// is the inner loop of every uncompressed CT.
+fn store_samples(
+    raw: impl Iterator<Item = u32>,
+    layout: &PixelLayout,
+    rescale: Rescale,
+    out: &mut [i16],
+    clamped: &mut u64,
+) {
+    let bits = SampleBits::new(layout);
+    match rescale.integer_offset {
+        // Two copies of the loop, each with the signedness fixed, so neither branches.
+        Some(offset) if bits.signed => {
+            *clamped += offset_samples(
+                raw,
+                SampleBits {
+                    signed: true,
+                    ..bits
+                },
+                offset,
+                out,
+            );
+        }
+        Some(offset) => {
+            *clamped += offset_samples(
+                raw,
+                SampleBits {
+                    signed: false,
+                    ..bits
+                },
+                offset,
+                out,
+            );
+        }
+        None => {
+            for (dst, r) in out.iter_mut().zip(raw) {
+                *dst = clamp_i16(
+                    f64::from(bits.value(r)) * rescale.slope + rescale.intercept,
+                    clamped,
+                );
+            }
+        }
     }
-    let masked = raw & ((1u32 << bits) - 1);
-    if layout.signed && masked & (1 << (bits - 1)) != 0 {
-        (masked | !((1u32 << bits) - 1)) as i32
-    } else {
-        masked as i32
+}
+
+/// `value + offset`, clamped to i16, into `out`; returns how many were clamped.
+#[inline(always)]
+fn offset_samples(
+    raw: impl Iterator<Item = u32>,
+    bits: SampleBits,
+    offset: i32,
+    out: &mut [i16],
+) -> u64 {
+    let mut outside = 0u32;
+    for (dst, r) in out.iter_mut().zip(raw) {
+        // At most 16 bits plus an offset under 1e6: no overflow.
+        let v = bits.value(r).wrapping_add(offset);
+        let kept = v.clamp(i32::from(i16::MIN), i32::from(i16::MAX));
+        outside += u32::from(kept != v);
+        *dst = kept as i16;
     }
+    u64::from(outside)
 }
 
 fn store_words(
@@ -1761,9 +1992,13 @@ fn store_words(
     out: &mut [i16],
     clamped: &mut u64,
 ) {
-    for (dst, &w) in out.iter_mut().zip(words) {
-        *dst = rescale.apply(sample(u32::from(w), layout), clamped);
-    }
+    store_samples(
+        words.iter().map(|&w| u32::from(w)),
+        layout,
+        rescale,
+        out,
+        clamped,
+    );
 }
 
 fn store(
@@ -1775,22 +2010,33 @@ fn store(
     clamped: &mut u64,
 ) {
     match layout.bits_allocated {
-        8 => {
-            for (dst, &b) in out.iter_mut().zip(bytes) {
-                *dst = rescale.apply(sample(u32::from(b), layout), clamped);
-            }
-        }
-        16 => {
-            for (dst, pair) in out.iter_mut().zip(bytes.chunks_exact(2)) {
-                let w = if big_endian {
-                    u16::from_be_bytes([pair[0], pair[1]])
-                } else {
-                    u16::from_le_bytes([pair[0], pair[1]])
-                };
-                *dst = rescale.apply(sample(u32::from(w), layout), clamped);
-            }
-        }
+        8 => store_samples(
+            bytes.iter().map(|&b| u32::from(b)),
+            layout,
+            rescale,
+            out,
+            clamped,
+        ),
+        16 if big_endian => store_samples(
+            bytes
+                .chunks_exact(2)
+                .map(|p| u32::from(u16::from_be_bytes([p[0], p[1]]))),
+            layout,
+            rescale,
+            out,
+            clamped,
+        ),
+        16 => store_samples(
+            bytes
+                .chunks_exact(2)
+                .map(|p| u32::from(u16::from_le_bytes([p[0], p[1]]))),
+            layout,
+            rescale,
+            out,
+            clamped,
+        ),
         _ => {
+            let bits = SampleBits::new(layout);
             for (dst, quad) in out.iter_mut().zip(bytes.chunks_exact(4)) {
                 let q = [quad[0], quad[1], quad[2], quad[3]];
                 let w = if big_endian {
@@ -1798,7 +2044,7 @@ fn store(
                 } else {
                     u32::from_le_bytes(q)
                 };
-                let v = sample(w, layout);
+                let v = bits.value(w);
                 *dst = clamp_i16(f64::from(v) * rescale.slope + rescale.intercept, clamped);
             }
         }
@@ -1808,6 +2054,11 @@ fn store(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A stored sample's value: `bits_stored` bits kept, sign-extended when signed.
+    fn sample(raw: u32, layout: &PixelLayout) -> i32 {
+        SampleBits::new(layout).value(raw)
+    }
 
     fn layout(bits_stored: u16, signed: bool) -> PixelLayout {
         PixelLayout {
@@ -1827,15 +2078,156 @@ mod tests {
         assert_eq!(sample(0x8000, &layout(16, true)), -32768);
     }
 
+    /// An element in implicit VR little endian (`None`: undefined length).
+    fn implicit(group: u16, element: u16, length: Option<u32>, value: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        out.extend(group.to_le_bytes());
+        out.extend(element.to_le_bytes());
+        out.extend(length.unwrap_or(u32::MAX).to_le_bytes());
+        out.extend(value);
+        out
+    }
+
     #[test]
-    fn rescale_fast_and_slow_paths_agree() {
-        let mut clamped = 0;
-        let fast = Rescale::new(1.0, -1024.0);
-        let slow = Rescale::new(1.0000001, -1024.0);
-        for raw in [0, 1024, 3000] {
-            assert_eq!(fast.apply(raw, &mut clamped), slow.apply(raw, &mut clamped));
+    fn native_pixel_data_is_the_top_level_one_not_an_icons() {
+        // (0088,0200) Icon Image Sequence, undefined length, one undefined-length item
+        // holding a 4-byte Pixel Data; then a defined-length sequence; then the slice's.
+        let mut icon_item = implicit(0x0028, 0x0010, Some(2), &[2, 0]);
+        icon_item.extend(implicit(0x7FE0, 0x0010, Some(4), &[9, 9, 9, 9]));
+        icon_item.extend(implicit(0xFFFE, 0xE00D, Some(0), &[]));
+        let mut data = implicit(0x0008, 0x0060, Some(2), b"CT");
+        data.extend(implicit(0x0088, 0x0200, None, &[]));
+        data.extend(implicit(0xFFFE, 0xE000, None, &icon_item));
+        data.extend(implicit(0xFFFE, 0xE0DD, Some(0), &[]));
+        let defined_item = implicit(0x7FE0, 0x0010, Some(2), &[7, 7]);
+        let defined_sequence = implicit(
+            0xFFFE,
+            0xE000,
+            Some(defined_item.len() as u32),
+            &defined_item,
+        );
+        data.extend(implicit(
+            0x0008,
+            0x1140,
+            Some(defined_sequence.len() as u32),
+            &defined_sequence,
+        ));
+        let pixels_at = data.len() + 8;
+        data.extend(implicit(0x7FE0, 0x0010, Some(6), &[1, 2, 3, 4, 5, 6]));
+        assert_eq!(
+            native_pixel_data(&data, 0, false, false),
+            Some(pixels_at..pixels_at + 6)
+        );
+        // Cut short, or with the slice's pixel data of undefined length: left to dicom-rs.
+        assert_eq!(
+            native_pixel_data(&data[..data.len() - 1], 0, false, false),
+            None
+        );
+        let mut encapsulated = data[..pixels_at - 8].to_vec();
+        encapsulated.extend(implicit(0x7FE0, 0x0010, None, &[]));
+        assert_eq!(native_pixel_data(&encapsulated, 0, false, false), None);
+        // An icon item that never ends.
+        assert_eq!(native_pixel_data(&data[..40], 0, false, false), None);
+    }
+
+    #[test]
+    fn uncompressed_fixtures_are_decoded_in_place() {
+        let root =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/dicom");
+        for folder in [
+            "explicit_le",
+            "explicit_be",
+            "implicit_le",
+            "bare_dataset",
+            "no_preamble",
+        ] {
+            let file = std::fs::read_dir(root.join(folder))
+                .expect("fixture folder")
+                .map(|e| e.expect("entry").path())
+                .min()
+                .expect("a file");
+            let bytes = std::fs::read(&file).expect("fixture");
+            let parsed = parse(&bytes, "fixture", false)
+                .expect("parses")
+                .expect("DICOM");
+            let pixels = parsed.native_pixels.expect("pixels found in place");
+            let columns = int(parsed.dataset(), tags::COLUMNS).expect("columns") as usize;
+            let rows = int(parsed.dataset(), tags::ROWS).expect("rows") as usize;
+            assert!(pixels.len() >= columns * rows * 2, "{folder}");
+            assert!(parsed.dataset().get(tags::PIXEL_DATA).is_none(), "{folder}");
         }
-        assert_eq!(Rescale::new(0.5, 0.0).apply(-3, &mut clamped), -2); // rounds half away from zero
+        let compressed = std::fs::read_dir(root.join("rle"))
+            .expect("fixture folder")
+            .map(|e| e.expect("entry").path())
+            .min()
+            .expect("a file");
+        let bytes = std::fs::read(compressed).expect("fixture");
+        let parsed = parse(&bytes, "fixture", false)
+            .expect("parses")
+            .expect("DICOM");
+        assert!(parsed.native_pixels.is_none());
+    }
+
+    #[test]
+    fn integer_and_float_rescales_agree_on_every_sample() {
+        let words: Vec<u16> = (0..=u16::MAX).collect();
+        let bytes_le: Vec<u8> = words.iter().flat_map(|w| w.to_le_bytes()).collect();
+        let bytes_be: Vec<u8> = words.iter().flat_map(|w| w.to_be_bytes()).collect();
+        let mut clamped_somewhere = false;
+        for (bits_stored, signed) in [(16, false), (16, true), (12, false), (12, true), (1, true)] {
+            let layout = layout(bits_stored, signed);
+            for intercept in [-1024.0, 0.0, -40000.0, 40000.0] {
+                let integer = Rescale::new(1.0, intercept);
+                assert!(integer.integer_offset.is_some());
+                let float = Rescale {
+                    integer_offset: None,
+                    ..integer
+                };
+                let run = |rescale, how: &dyn Fn(Rescale, &mut [i16], &mut u64)| {
+                    let mut out = vec![0i16; words.len()];
+                    let mut clamped = 0;
+                    how(rescale, &mut out, &mut clamped);
+                    (out, clamped)
+                };
+                let expected = run(float, &|r, out, c| store_words(&words, &layout, r, out, c));
+                clamped_somewhere |= expected.1 > 0;
+                assert_eq!(
+                    run(integer, &|r, out, c| store_words(
+                        &words, &layout, r, out, c
+                    )),
+                    expected
+                );
+                assert_eq!(
+                    run(integer, &|r, out, c| store(
+                        &bytes_le, false, &layout, r, out, c
+                    )),
+                    expected
+                );
+                assert_eq!(
+                    run(integer, &|r, out, c| store(
+                        &bytes_be, true, &layout, r, out, c
+                    )),
+                    expected
+                );
+                // Sample by sample, as the slow path of sample() defines it.
+                for (&w, &v) in words.iter().zip(&expected.0).step_by(97) {
+                    let want = (f64::from(sample(u32::from(w), &layout)) + intercept)
+                        .clamp(-32768.0, 32767.0);
+                    assert_eq!(f64::from(v), want);
+                }
+            }
+        }
+        assert!(clamped_somewhere);
+        let mut clamped = 0;
+        let mut out = [0i16; 1];
+        store_words(
+            &[0xFFFD],
+            &layout(16, true),
+            Rescale::new(0.5, 0.0),
+            &mut out,
+            &mut clamped,
+        );
+        assert_eq!(out, [-2]); // -3 × 0.5 rounds half away from zero
         assert_eq!(clamped, 0);
     }
 
