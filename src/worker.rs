@@ -3,23 +3,25 @@
 //! Web Worker, so the blocking decode never freezes the page.
 //!
 //! In a browser, reading the dropped files is as slow as decoding them, and each read has a
-//! fixed cost, so a DICOM folder is read once, file by file, with many reads in flight: each
-//! file is decoded as soon as it arrives (while later ones are still being read) by
-//! [`DicomStream`], and each slice is posted to the UI at once. The UI puts the slices in
+//! fixed cost, so a DICOM folder is read once, file by file, with many reads in flight, by a
+//! worker of its own ([`ReaderWorker`], so reading goes on while this one decodes): each
+//! file is decoded as soon as it arrives by [`DicomStream`], and each slice is posted to
+//! the UI at once. The UI puts the slices in
 //! place at the end. The worker never holds the files and the volume at once: the peak is
 //! the UI's volume plus the files in flight.
 
 use std::borrow::Cow;
 use std::cell::RefCell;
 use std::collections::{BTreeMap, VecDeque};
+use std::rc::Rc;
 
-use js_sys::{ArrayBuffer, Int16Array, Uint8Array};
+use js_sys::{ArrayBuffer, Int16Array, Object, Reflect, Uint8Array};
 use nodulens_core::dicom::{Added, ArrivalSink, DicomStream};
 use nodulens_core::{FileSource, MemoryFiles, OpenOptions, Opening, ReadError, Volume};
 use wasm_bindgen::JsCast;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::JsFuture;
-use web_sys::{DedicatedWorkerGlobalScope, MessageEvent};
+use web_sys::{DedicatedWorkerGlobalScope, ErrorEvent, MessageEvent};
 
 use crate::protocol::{Finished, InputFile, LoadProgress, LoadStage, Request, Response, Throttle};
 
@@ -115,6 +117,131 @@ impl FileSource for BrowserFiles {
             .read_as_array_buffer(&self.files[index])
             .map_err(|e| self.io_error(index, js_error_text(&e)))?;
         Ok(Cow::Owned(Uint8Array::new(&buffer).to_vec()))
+    }
+}
+
+/// The file reader's script (`static/file-reader.js`, copied next to this worker's).
+const READER_URL: &str = "file-reader.js";
+
+/// Files the reader worker reads beyond those taken (about 8 MB of CT slices): its reads run
+/// while this worker decodes, so fewer keep up than [`READ_AHEAD`], and more only raised the
+/// page's peak memory (past twice the volume, with the reader's own heap).
+const READER_AHEAD: usize = 16;
+
+/// What the reader worker has sent and the decoder not yet taken.
+#[derive(Default)]
+struct Arrivals {
+    files: BTreeMap<usize, Result<ArrayBuffer, String>>,
+    /// The file the decoder waits for, and how to wake it.
+    awaited: Option<(usize, js_sys::Function)>,
+    /// The reader failed (its script did not load): files are then read here.
+    failed: bool,
+}
+
+impl Arrivals {
+    fn wake(&mut self) {
+        if let Some((_, wake)) = self.awaited.take() {
+            let _ = wake.call0(&JsValue::NULL);
+        }
+    }
+}
+
+/// Reads a folder's files in a worker of its own (`static/file-reader.js`). A browser reads
+/// a `File` on the thread that asked, so reads this worker asks for stall while it decodes;
+/// the reader's go on, and hands each file over (transferred) as soon as it is read, at
+/// most [`READER_AHEAD`] beyond what this worker has taken. Terminated when dropped, and
+/// with this worker when the UI cancels.
+struct ReaderWorker {
+    worker: web_sys::Worker,
+    files: Vec<web_sys::File>,
+    arrivals: Rc<RefCell<Arrivals>>,
+    _on_message: Closure<dyn FnMut(MessageEvent)>,
+    _on_error: Closure<dyn FnMut(ErrorEvent)>,
+}
+
+impl ReaderWorker {
+    /// `None` where a worker cannot start a worker (the files are then read here).
+    fn start(files: &[web_sys::File]) -> Option<Self> {
+        let worker = web_sys::Worker::new(READER_URL).ok()?;
+        let arrivals = Rc::new(RefCell::new(Arrivals::default()));
+        let into = arrivals.clone();
+        let on_message = Closure::<dyn FnMut(MessageEvent)>::new(move |event: MessageEvent| {
+            let data = event.data();
+            let field = |key: &str| Reflect::get(&data, &key.into()).unwrap_or_default();
+            let Some(index) = field("index").as_f64().map(|i| i as usize) else {
+                return;
+            };
+            let arrived = match field("buffer").dyn_into::<ArrayBuffer>() {
+                Ok(buffer) => Ok(buffer),
+                Err(_) => Err(field("message")
+                    .as_string()
+                    .unwrap_or_else(|| "the reader sent no data".to_owned())),
+            };
+            let mut arrivals = into.borrow_mut();
+            arrivals.files.insert(index, arrived);
+            if arrivals.awaited.as_ref().is_some_and(|(i, _)| *i == index) {
+                arrivals.wake();
+            }
+        });
+        let into = arrivals.clone();
+        let on_error = Closure::<dyn FnMut(ErrorEvent)>::new(move |event: ErrorEvent| {
+            event.prevent_default();
+            let mut arrivals = into.borrow_mut();
+            arrivals.failed = true;
+            arrivals.wake();
+        });
+        worker.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
+        worker.set_onerror(Some(on_error.as_ref().unchecked_ref()));
+        let request = Object::new();
+        let list: js_sys::Array = files.iter().collect();
+        let sent = Reflect::set(&request, &"kind".into(), &"read".into())
+            .and_then(|_| Reflect::set(&request, &"files".into(), &list))
+            .and_then(|_| Reflect::set(&request, &"ahead".into(), &(READER_AHEAD as f64).into()))
+            .and_then(|_| worker.post_message(&request));
+        if sent.is_err() {
+            worker.terminate();
+            return None;
+        }
+        Some(Self {
+            worker,
+            files: files.to_vec(),
+            arrivals,
+            _on_message: on_message,
+            _on_error: on_error,
+        })
+    }
+
+    /// File `index`'s bytes, once the reader has them; the files are asked for in order.
+    async fn file(&self, index: usize) -> Result<ArrayBuffer, String> {
+        loop {
+            let arrived = self.arrivals.borrow_mut().files.remove(&index);
+            if let Some(arrived) = arrived {
+                let consumed = Object::new();
+                let _ =
+                    Reflect::set(&consumed, &"kind".into(), &"consumed".into()).and_then(|_| {
+                        Reflect::set(&consumed, &"count".into(), &((index + 1) as f64).into())
+                    });
+                let _ = self.worker.post_message(&consumed);
+                return arrived;
+            }
+            if self.arrivals.borrow().failed {
+                let buffer = JsFuture::from(self.files[index].array_buffer())
+                    .await
+                    .map_err(|e| js_error_text(&e))?;
+                return Ok(buffer.unchecked_into());
+            }
+            let arrivals = self.arrivals.clone();
+            let woken = js_sys::Promise::new(&mut |wake, _| {
+                arrivals.borrow_mut().awaited = Some((index, wake));
+            });
+            JsFuture::from(woken).await.map_err(|e| js_error_text(&e))?;
+        }
+    }
+}
+
+impl Drop for ReaderWorker {
+    fn drop(&mut self) {
+        self.worker.terminate();
     }
 }
 
@@ -242,6 +369,9 @@ impl ArrivalSink for PostSlices {
 struct FileFeed<'a> {
     source: &'a dyn FileSource,
     blobs: Option<&'a BrowserFiles>,
+    /// Reads in a worker of their own, where one could start.
+    reader: Option<ReaderWorker>,
+    /// Else reads in flight here.
     reading: VecDeque<(usize, JsFuture)>,
     next_read: usize,
 }
@@ -252,6 +382,13 @@ impl FileFeed<'_> {
             let bytes = self.source.read(file).map_err(|e| e.to_string())?;
             return Ok((bytes.into_owned(), None));
         };
+        if let Some(reader) = &self.reader {
+            let buffer = reader
+                .file(file)
+                .await
+                .map_err(|reason| format!("{}: could not be read: {reason}", blobs.name(file)))?;
+            return Ok((Uint8Array::new(&buffer).to_vec(), Some(buffer)));
+        }
         while self.next_read < blobs.count() && self.reading.len() < READ_AHEAD {
             let index = self.next_read;
             self.reading.push_back((index, blobs.read_later(index)));
@@ -292,9 +429,14 @@ async fn stream_dicom(
 ) -> Result<Finished, String> {
     let total = source.count();
     let mut sink = PostSlices::new();
+    // Files fetched up front (a folder that also holds a zip or pictures) need no reader.
+    let reader = blobs
+        .filter(|b| b.fetched.iter().all(Option::is_none))
+        .and_then(|b| ReaderWorker::start(&b.files));
     let mut feed = FileFeed {
         source,
         blobs,
+        reader,
         reading: VecDeque::new(),
         next_read: 0,
     };
@@ -320,6 +462,7 @@ async fn stream_dicom(
             waiting.insert(file, buffer);
         }
     }
+    drop(feed); // the reader worker's job is done
     web_sys::console::log_1(
         &format!(
             "nodulens timings: waiting for reads {:.0} ms, parsing and decoding {:.0} ms",

@@ -13,12 +13,14 @@ const types = {
   '.json': 'application/json', '.png': 'image/png', '.md': 'text/plain',
 };
 
-export async function serveDist() {
+/** Serves dist/ (`missing`: file names answered 404, as a broken deployment would). */
+export async function serveDist({ missing = [] } = {}) {
   await stat(join(dist, 'index.html')); // fails clearly when the app was not built
   const server = createServer(async (req, res) => {
     const path = normalize(decodeURIComponent(new URL(req.url, 'http://x').pathname)).replace(/^(\.\.[/\\])+/, '');
     const file = path.endsWith('/') ? path + 'index.html' : path;
     try {
+      if (missing.some((name) => file.endsWith(`/${name}`))) throw new Error('missing');
       const body = await readFile(join(dist, file));
       res.writeHead(200, { 'content-type': types[extname(file)] ?? 'application/octet-stream' });
       res.end(body);

@@ -67,6 +67,25 @@ test('a DICOM series from the file input: slices, presets, HU under the cursor',
   await page.close();
 });
 
+test('a DICOM folder still opens where the file reader worker cannot start', async () => {
+  // The decoder then reads the files itself.
+  const broken = await serveDist({ missing: ['file-reader.js'] });
+  const page = await browser.newPage();
+  const errors = [];
+  page.on('pageerror', (e) => errors.push(String(e)));
+  await page.goto(broken.url);
+  assert.equal((await fetch(`${broken.url}file-reader.js`)).status, 404);
+  await page.setInputFiles('[data-testid="file-input"]', files(join(fixtures, 'dicom', 'explicit_le')));
+  await waitForSlice(page);
+  // All five slices, with the values the normal path reads (tests/fixtures/reference.json).
+  const metadata = await page.locator('[data-testid="metadata"]').innerText();
+  assert.match(metadata, /96 × 96 × 5 voxels/);
+  assert.match(metadata, /−1003 to 1016/);
+  assert.deepEqual(errors, []);
+  await page.close();
+  broken.server.close();
+});
+
 test('PNG slices say their values are not HU and their spacing is assumed', async () => {
   const { page } = await freshPage();
   await page.setInputFiles('[data-testid="file-input"]', files(join(fixtures, 'png', 'grey16')));

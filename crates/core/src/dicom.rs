@@ -1922,7 +1922,10 @@ impl SampleBits {
 
 /// Rescales samples of at most 16 bits (`raw`) into `out`. The loops hold no branch per
 /// sample (the clamp counts through a comparison), so the compiler vectorises them: this
-/// is the inner loop of every uncompressed CT.
+/// is the inner loop of every uncompressed CT. Inlined into its callers, which in wasm
+/// enable SIMD (every browser since 2021 has it): the sample iterator must be built where
+/// the loop is compiled, or its stride is not known there and nothing vectorises.
+#[inline(always)]
 fn store_samples(
     raw: impl Iterator<Item = u32>,
     layout: &PixelLayout,
@@ -1985,6 +1988,7 @@ fn offset_samples(
     u64::from(outside)
 }
 
+#[cfg_attr(target_arch = "wasm32", target_feature(enable = "simd128"))]
 fn store_words(
     words: &[u16],
     layout: &PixelLayout,
@@ -2001,6 +2005,7 @@ fn store_words(
     );
 }
 
+#[cfg_attr(target_arch = "wasm32", target_feature(enable = "simd128"))]
 fn store(
     bytes: &[u8],
     big_endian: bool,
