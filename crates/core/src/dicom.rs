@@ -348,10 +348,13 @@ fn walk_data_set(
             }
             continue;
         }
-        let (length, header) = if explicit {
-            explicit_length(bytes, at, big_endian).ok_or("an element header is cut short")?
-        } else {
+        // dicom-rs reads every (FFFE,xxxx) header as tag and 4-byte length, with no VR, in
+        // explicit VR too (cargo fuzz: a (FFFE,0000) whose "VR" bytes hid a 4 GB length).
+        let vr_less = !explicit || group == 0xFFFE;
+        let (length, header) = if vr_less {
             (read_u32(bytes, at + 4, big_endian).unwrap_or(0) as usize, 8)
+        } else {
+            explicit_length(bytes, at, big_endian).ok_or("an element header is cut short")?
         };
         if length == u32::MAX as usize {
             in_fragments = (group, element) == (0x7FE0, 0x0010);
@@ -363,7 +366,7 @@ fn walk_data_set(
         } else {
             [0xFE, 0xFF, 0x00, 0xE0]
         };
-        let is_sequence = if explicit {
+        let is_sequence = if !vr_less {
             bytes.get(at + 4..at + 6) == Some(b"SQ")
         } else {
             bytes.get(at + header..at + header + 4) == Some(&item_start[..])
@@ -374,12 +377,14 @@ fn walk_data_set(
         }
         // dicom-rs reads whole numeric values only (a UL of length 5 consumes 4 bytes), so such
         // a length would desynchronise its reading from this walk (cargo fuzz: 2 GB).
-        let vr = if explicit {
+        let vr = if !explicit {
+            Some(implicit_vr(group, element))
+        } else if vr_less {
+            None
+        } else {
             bytes
                 .get(at + 4..at + 6)
                 .and_then(|v| <[u8; 2]>::try_from(v).ok())
-        } else {
-            Some(implicit_vr(group, element))
         };
         if let Some(size) = vr.and_then(|vr| numeric_value_size(&vr))
             && !length.is_multiple_of(size)
