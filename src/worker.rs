@@ -6,8 +6,7 @@
 //! fixed cost, so a DICOM folder is read once, file by file, with many reads in flight, by a
 //! worker of its own ([`ReaderWorker`], so reading goes on while this one decodes): each
 //! file is decoded as soon as it arrives by [`DicomStream`], and each slice is posted to
-//! the UI at once. The UI puts the slices in
-//! place at the end. The worker never holds the files and the volume at once: the peak is
+//! the UI at once. The UI puts the slices in place at the end. The worker never holds the files and the volume at once: the peak is
 //! the UI's volume plus the files in flight.
 
 use std::borrow::Cow;

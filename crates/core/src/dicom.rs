@@ -1597,19 +1597,23 @@ impl<'a> FrameDecoder<'a> {
             )
         };
         let big_endian = self.parsed.transfer_syntax() == "1.2.840.10008.1.2.2";
-        if let Some(pixels) = self.parsed.native_pixels {
-            let bytes = pixels
+        // One frame of pixel bytes as stored (in place, or as dicom-rs read them).
+        let store_frame = |bytes: &[u8], big_endian, destination: &mut [i16], clamped: &mut u64| {
+            let frame = bytes
                 .get(start..start + frame_bytes)
-                .ok_or_else(|| too_short(pixels.len()))?;
+                .ok_or_else(|| too_short(bytes.len()))?;
             store(
-                bytes,
+                frame,
                 big_endian,
                 &self.layout,
                 rescale,
                 destination,
                 clamped,
             );
-            return Ok(());
+            Ok(())
+        };
+        if let Some(pixels) = self.parsed.native_pixels {
+            return store_frame(pixels, big_endian, destination, clamped);
         }
         let element = self
             .parsed
@@ -1631,24 +1635,10 @@ impl<'a> FrameDecoder<'a> {
                 store_words(&as_u16, &self.layout, rescale, destination, clamped);
             }
             Value::Primitive(PrimitiveValue::U8(bytes)) => {
-                let bytes = bytes
-                    .get(start..start + frame_bytes)
-                    .ok_or_else(|| too_short(bytes.len()))?;
-                store(
-                    bytes,
-                    big_endian,
-                    &self.layout,
-                    rescale,
-                    destination,
-                    clamped,
-                );
+                store_frame(bytes, big_endian, destination, clamped)?;
             }
             Value::Primitive(other) => {
-                let bytes = other.to_bytes();
-                let bytes = bytes
-                    .get(start..start + frame_bytes)
-                    .ok_or_else(|| too_short(bytes.len()))?;
-                store(bytes, false, &self.layout, rescale, destination, clamped);
+                store_frame(&other.to_bytes(), false, destination, clamped)?;
             }
             _ => {
                 return Err(ReadError::malformed(
