@@ -176,7 +176,7 @@ fn on_message(weak: &Weak<RefCell<Decoder>>, data: JsValue) {
                 .map(|(volume, statistics)| Loaded::new(volume, statistics, what));
             match loaded {
                 Ok(loaded) => {
-                    publish_timing(decode_ms, loaded.volume.voxels.len() as u32);
+                    publish_timing(decode_ms, loaded.volume.voxels().len() as u32);
                     dispatch.dispatch(Action::Opened(Box::new(loaded)));
                 }
                 Err(message) => dispatch.dispatch(Action::Failed(message)),

@@ -102,7 +102,7 @@ impl Incoming {
         let volume = finished
             .header
             .into_volume(voxels)
-            .ok_or_else(|| "the decoder's volume does not fill its dimensions".to_owned())?;
+            .map_err(|e| format!("the decoder's volume is not usable: {e}"))?;
         Ok((volume, statistics.finish()))
     }
 }
@@ -434,22 +434,25 @@ mod tests {
     }
 
     fn volume() -> Volume {
-        Volume {
-            format: nodulens_core::Format::Nifti,
-            dims: [2, 2, 3],
-            spacing: [1.0, 1.0, 2.0],
-            origin: [0.0; 3],
-            direction: [1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0],
-            units: nodulens_core::IntensityUnits::Hounsfield,
-            voxels: (0..12).map(|v| v * 100 - 600).collect(),
-            metadata: nodulens_core::Metadata::default(),
-            warnings: vec!["from the header".into()],
-        }
+        Volume::new(
+            VolumeHeader {
+                format: nodulens_core::Format::Nifti,
+                dims: [2, 2, 3],
+                spacing: [1.0, 1.0, 2.0],
+                origin: [0.0; 3],
+                direction: [1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0],
+                units: nodulens_core::IntensityUnits::Hounsfield,
+                metadata: nodulens_core::Metadata::default(),
+                warnings: vec!["from the header".into()],
+            },
+            (0..12).map(|v| v * 100 - 600).collect(),
+        )
+        .expect("valid test volume")
     }
 
     fn finished(volume: &Volume, order: Option<Vec<usize>>) -> Finished {
         Finished {
-            header: volume.header(),
+            header: volume.header().clone(),
             order,
         }
     }
@@ -460,7 +463,7 @@ mod tests {
         let mut incoming = Incoming::new(u64::MAX);
         incoming.expect(12);
         // Arrivals: slice 2, slice 0, a stranger of 2 voxels, slice 1.
-        let slice = |slot: usize| &volume.voxels[slot * 4..(slot + 1) * 4];
+        let slice = |slot: usize| &volume.voxels()[slot * 4..(slot + 1) * 4];
         for slot in [2usize, 0] {
             incoming
                 .append(4, |room| room.copy_from_slice(slice(slot)))
@@ -491,7 +494,7 @@ mod tests {
         let mut incoming = Incoming::new(u64::MAX);
         incoming.append(8, |_| ()).expect("room");
         let err = incoming.finish(finished(&volume, None)).unwrap_err();
-        assert!(err.contains("does not fill"), "{err}");
+        assert!(err.contains("call for 12 voxels"), "{err}");
         let mut incoming = Incoming::new(u64::MAX);
         incoming.append(4, |_| ()).expect("room");
         let err = incoming

@@ -26,8 +26,8 @@ pub struct Loaded {
 impl Loaded {
     /// The generation is assigned by the reducer.
     pub fn new(volume: Volume, statistics: Statistics, source: String) -> Self {
-        let flips = Plane::ALL.map(|p| Flips::for_plane(&volume.direction, p));
-        let default_window = match volume.units {
+        let flips = Plane::ALL.map(|p| Flips::for_plane(&volume.direction(), p));
+        let default_window = match volume.units() {
             IntensityUnits::Hounsfield => Window::LUNG,
             IntensityUnits::GreyLevels => Window::spanning(statistics.min, statistics.max),
         };

@@ -489,19 +489,20 @@ async fn stream_dicom(
 
 /// Sends a volume decoded at once, in parts, and drops it.
 fn stream_volume(volume: Volume) -> Finished {
+    let (header, voxels) = volume.into_parts();
     post(&Response::Expect {
-        voxels: volume.voxels.len(),
+        voxels: voxels.len(),
     });
-    let slice_len = (volume.dims[0] * volume.dims[1]).max(1);
+    let slice_len = header.dims[0].saturating_mul(header.dims[1]).max(1);
     let slices_per_post = (POST_VOXELS / slice_len).max(1);
-    for voxels in volume.voxels.chunks(slices_per_post * slice_len) {
+    for part in voxels.chunks(slices_per_post.saturating_mul(slice_len)) {
         post(&Response::Slices {
-            voxels: Int16Array::from(voxels),
+            voxels: Int16Array::from(part),
             preview: None,
         });
     }
     Finished {
-        header: volume.header(),
+        header,
         order: None,
     }
 }

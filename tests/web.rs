@@ -40,7 +40,7 @@ fn dicom_series_decodes_in_the_browser() {
         fixture!("dicom/explicit_le/IM0004.dcm"),
     ])
     .expect("decodes");
-    assert_eq!(volume.dims, [96, 96, 5]);
+    assert_eq!(volume.dims(), [96, 96, 5]);
     let stats = volume.statistics();
     assert_eq!((stats.min, stats.max), (-1003, 1016));
 }
@@ -58,17 +58,17 @@ fn compressed_syntaxes_decode_in_the_browser() {
         let name = file.0.clone();
         wasm_bindgen_test::console_log!("decoding {name}");
         let volume = series(vec![file]).unwrap_or_else(|e| panic!("{name}: {e}"));
-        assert!(volume.voxels == reference.voxels, "{name} differs");
+        assert!(volume.voxels() == reference.voxels(), "{name} differs");
     }
     // Lossy JPEG 2000 (8:1): the same slice within a few HU on average (OpenJPEG: 4.7 HU).
     let lossy = series(vec![fixture!("dicom/jpeg2000_lossy/IM0002.dcm")]).expect("JPEG 2000 lossy");
     let mean_error = lossy
-        .voxels
+        .voxels()
         .iter()
-        .zip(&reference.voxels)
+        .zip(reference.voxels())
         .map(|(a, b)| (i32::from(*a) - i32::from(*b)).abs() as f64)
         .sum::<f64>()
-        / reference.voxels.len() as f64;
+        / reference.voxels().len() as f64;
     assert!(
         mean_error < 8.0,
         "lossy JPEG 2000 off by {mean_error} HU on average"
@@ -87,7 +87,7 @@ fn nifti_metaimage_and_zip_decode_in_the_browser() {
     ])
     .expect("mhd");
     let zip = series(vec![fixture!("dicom/series.zip")]).expect("zip");
-    assert!(nifti.voxels == mhd.voxels && mhd.voxels == zip.voxels);
+    assert!(nifti.voxels() == mhd.voxels() && mhd.voxels() == zip.voxels());
 }
 
 /// The shipped models in the browser, on the CPU and on WebGPU, against the probabilities

@@ -33,14 +33,14 @@ fn row(label: &'static str, value: Option<String>) -> Html {
 pub fn metadata_panel(props: &MetadataProps) -> Html {
     let loaded = &props.loaded;
     let v = &loaded.volume;
-    let m = &v.metadata;
-    let stack = v.format == Format::ImageStack;
+    let m = &v.metadata();
+    let stack = v.format() == Format::ImageStack;
     let spacing = if stack {
-        format!("{} mm (assumed)", mm3(v.spacing, " × "))
+        format!("{} mm (assumed)", mm3(v.spacing(), " × "))
     } else {
-        format!("{} mm", mm3(v.spacing, " × "))
+        format!("{} mm", mm3(v.spacing(), " × "))
     };
-    let units = match v.units {
+    let units = match v.units() {
         IntensityUnits::Hounsfield => "Hounsfield units",
         IntensityUnits::GreyLevels => "grey levels (not HU)",
     };
@@ -51,7 +51,7 @@ pub fn metadata_panel(props: &MetadataProps) -> Html {
         <section class="panel metadata" data-testid="metadata">
             <h2>{ "Scan" }</h2>
             <dl>
-                { row("Format", Some(v.format.label().to_owned())) }
+                { row("Format", Some(v.format().label().to_owned())) }
                 { row("Modality", m.modality.clone()) }
                 { row("Series UID", m.series_uid.clone()) }
                 { row("Description", m.series_description.clone()) }
@@ -59,9 +59,9 @@ pub fn metadata_panel(props: &MetadataProps) -> Html {
                 { row("Manufacturer", m.manufacturer.clone()) }
                 { row("Study date", m.study_date.clone()) }
                 { row("Dimensions", Some(format!("{} × {} × {} voxels ({size_mb:.0} MiB)",
-                    v.dims[0], v.dims[1], v.dims[2]))) }
+                    v.dims()[0], v.dims()[1], v.dims()[2]))) }
                 { row("Spacing", Some(spacing)) }
-                { row("Origin (LPS)", Some(format!("({}) mm", mm3(v.origin, ", ")))) }
+                { row("Origin (LPS)", Some(format!("({}) mm", mm3(v.origin(), ", ")))) }
                 { row("Slice thickness", m.slice_thickness_mm.map(|t| format!("{t} mm"))) }
                 { row("Values", Some(format!("{units}, {} to {}", signed(f64::from(s.min)),
                     signed(f64::from(s.max))))) }

@@ -34,8 +34,8 @@ pub struct SliceViewProps {
 /// Width, height and pixel size of a plane's slices, without extracting one.
 fn slice_shape(loaded: &VolumeRef, plane: Plane) -> ((usize, usize), [f64; 2]) {
     let v = &loaded.volume;
-    let [nx, ny, nz] = v.dims;
-    let s = v.spacing;
+    let [nx, ny, nz] = v.dims();
+    let s = v.spacing();
     match plane {
         Plane::Axial => ((nx, ny), [s[0], s[1]]),
         Plane::Coronal => ((nx, nz), [s[0], s[2]]),
@@ -343,8 +343,8 @@ pub fn slice_view(props: &SliceViewProps) -> Html {
         })
     };
 
-    let [left, right, top, bottom] = display::edge_letters(&props.loaded.volume.direction, plane);
-    let oriented = if props.loaded.volume.format == Format::ImageStack {
+    let [left, right, top, bottom] = display::edge_letters(&props.loaded.volume.direction(), plane);
+    let oriented = if props.loaded.volume.format() == Format::ImageStack {
         ""
     } else {
         "oriented"

@@ -92,7 +92,7 @@ pub fn viewer(props: &ViewerProps) -> Html {
         });
     }
 
-    let units = props.loaded.volume.units;
+    let units = props.loaded.volume.units();
     let hu = units == IntensityUnits::Hounsfield;
     let presets = PRESETS.iter().map(|&(id, label, window)| {
         let dispatch = dispatch.clone();

@@ -269,7 +269,7 @@ pub fn build(options: &BuildOptions) -> anyhow::Result<Dataset> {
             continue;
         }
         let volume = open_volume(&crops.join(&row.image))?;
-        z_extents_mm.push(volume.dims[2] as f64 * volume.spacing[2]);
+        z_extents_mm.push(volume.dims()[2] as f64 * volume.spacing()[2]);
         let label = match options.kind {
             ModelKind::Malignancy => row.malignancy >= 4,
             ModelKind::Nodule => true,
@@ -359,14 +359,14 @@ fn background_point(
     let min_mm = row.diameter_mm / 2.0 + 4.0;
     for _ in 0..200 {
         let ijk = [
-            rng.below(volume.dims[0]),
-            rng.below(volume.dims[1]),
-            rng.below(volume.dims[2]),
+            rng.below(volume.dims()[0]),
+            rng.below(volume.dims()[1]),
+            rng.below(volume.dims()[2]),
         ];
         let p = volume.voxel_to_world([ijk[0] as f64, ijk[1] as f64, ijk[2] as f64]);
         let d = dist(p, row.center);
         let on_mask = mask
-            .filter(|m| m.dims == volume.dims)
+            .filter(|m| m.dims() == volume.dims())
             .and_then(|m| m.get(ijk[0], ijk[1], ijk[2]))
             .is_some_and(|v| v != 0);
         if d >= min_mm && !on_mask {
@@ -464,16 +464,16 @@ pub fn mine_negatives(
     count: usize,
     rng: &mut Rng,
 ) -> Vec<[f64; 3]> {
-    let [nx, ny, nz] = volume.dims;
+    let [nx, ny, nz] = volume.dims();
     if nx < 8 || ny < 8 || nz == 0 {
         return Vec::new();
     }
-    let hu = |i: usize, j: usize, k: usize| volume.voxels[i + nx * (j + ny * k)];
+    let hu = |i: usize, j: usize, k: usize| volume.voxels()[i + nx * (j + ny * k)];
     // Lung per slice: air (< −400 HU) not connected to the image border.
-    let radius_vox = ((8.0 / volume.spacing[0]).round() as usize).clamp(2, nx / 4);
+    let radius_vox = ((8.0 / volume.spacing()[0]).round() as usize).clamp(2, nx / 4);
     let mut blobs = Vec::new();
     let mut plain = Vec::new();
-    let k_step = ((2.5 / volume.spacing[2]).round() as usize).max(1);
+    let k_step = ((2.5 / volume.spacing()[2]).round() as usize).max(1);
     for k in (0..nz).step_by(k_step) {
         let lung = lung_mask_slice(volume, k);
         // Integral image of the lung mask.
@@ -540,9 +540,9 @@ pub fn mine_negatives(
 
 /// Air (< −400 HU) of slice `k` not connected to the slice border: the lungs and airways.
 fn lung_mask_slice(volume: &Volume, k: usize) -> Vec<bool> {
-    let [nx, ny, _] = volume.dims;
+    let [nx, ny, _] = volume.dims();
     let base = nx * ny * k;
-    let air: Vec<bool> = volume.voxels[base..base + nx * ny]
+    let air: Vec<bool> = volume.voxels()[base..base + nx * ny]
         .iter()
         .map(|&v| v < -400)
         .collect();
@@ -582,19 +582,19 @@ fn lung_mask_slice(volume: &Volume, k: usize) -> Vec<bool> {
 /// point near (±3 voxels) the middle, and `z_mm` along z with the point at a random slice inside.
 pub fn lidc_like_crop(volume: &Volume, p: [f64; 3], z_mm: f64, rng: &mut Rng) -> Option<Volume> {
     let c = volume.world_to_voxel(p);
-    let nz = ((z_mm / volume.spacing[2]).round() as usize).max(2);
+    let nz = ((z_mm / volume.spacing()[2]).round() as usize).max(2);
     let mut lo = [0usize; 3];
     let mut hi = [0usize; 3];
     for a in 0..2 {
         let shift = rng.below(7) as f64 - 3.0;
         let start = (c[a].round() - 22.0 + shift).max(0.0) as usize;
-        lo[a] = start.min(volume.dims[a].saturating_sub(1));
-        hi[a] = (start + 44).min(volume.dims[a]);
+        lo[a] = start.min(volume.dims()[a].saturating_sub(1));
+        hi[a] = (start + 44).min(volume.dims()[a]);
     }
     let before = rng.below(nz.saturating_sub(1).max(1)) as f64;
     let start = (c[2].round() - before).max(0.0) as usize;
-    lo[2] = start.min(volume.dims[2].saturating_sub(1));
-    hi[2] = (start + nz).min(volume.dims[2]);
+    lo[2] = start.min(volume.dims()[2].saturating_sub(1));
+    hi[2] = (start + nz).min(volume.dims()[2]);
     preprocess::crop_box(volume, lo, hi)
 }
 
@@ -791,6 +791,6 @@ mod tests {
             );
         }
         let crop = lidc_like_crop(&vol, points[0], 7.5, &mut rng).unwrap();
-        assert!(crop.dims[0] <= 44 && crop.dims[2] <= 3);
+        assert!(crop.dims()[0] <= 44 && crop.dims()[2] <= 3);
     }
 }

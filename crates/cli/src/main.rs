@@ -438,30 +438,30 @@ fn open(paths: &[PathBuf], options: &OpenOptions, show_progress: bool) -> anyhow
 fn info_json(volume: &Volume) -> serde_json::Value {
     let stats = volume.statistics();
     serde_json::json!({
-        "format": volume.format.label(),
-        "modality": volume.metadata.modality,
-        "dims": volume.dims,
-        "spacing_mm": volume.spacing,
-        "origin_mm": volume.origin,
-        "direction": volume.direction,
-        "units": volume.units,
+        "format": volume.format().label(),
+        "modality": volume.metadata().modality,
+        "dims": volume.dims(),
+        "spacing_mm": volume.spacing(),
+        "origin_mm": volume.origin(),
+        "direction": volume.direction(),
+        "units": volume.units(),
         "hu_min": stats.min,
         "hu_max": stats.max,
         "hu_mean": stats.mean,
-        "series_uid": volume.metadata.series_uid,
-        "series_description": volume.metadata.series_description,
-        "kernel": volume.metadata.kernel,
-        "slice_thickness_mm": volume.metadata.slice_thickness_mm,
-        "other_series": volume.metadata.other_series,
-        "warnings": volume.warnings,
+        "series_uid": volume.metadata().series_uid,
+        "series_description": volume.metadata().series_description,
+        "kernel": volume.metadata().kernel,
+        "slice_thickness_mm": volume.metadata().slice_thickness_mm,
+        "other_series": volume.metadata().other_series,
+        "warnings": volume.warnings(),
     })
 }
 
 fn print_info(volume: &Volume) {
     let stats = volume.statistics();
-    let m = &volume.metadata;
-    let [x, y, z] = volume.dims;
-    println!("format       {}", volume.format.label());
+    let m = &volume.metadata();
+    let [x, y, z] = volume.dims();
+    println!("format       {}", volume.format().label());
     println!("modality     {}", m.modality.as_deref().unwrap_or("-"));
     println!("series       {}", m.series_uid.as_deref().unwrap_or("-"));
     if let Some(d) = &m.series_description {
@@ -473,18 +473,22 @@ fn print_info(volume: &Volume) {
     println!("size         {x} × {y} × {z} voxels");
     println!(
         "spacing      {:.4} × {:.4} × {:.4} mm",
-        volume.spacing[0], volume.spacing[1], volume.spacing[2]
+        volume.spacing()[0],
+        volume.spacing()[1],
+        volume.spacing()[2]
     );
     println!(
         "origin       ({:.2}, {:.2}, {:.2}) mm LPS",
-        volume.origin[0], volume.origin[1], volume.origin[2]
+        volume.origin()[0],
+        volume.origin()[1],
+        volume.origin()[2]
     );
-    let d = volume.direction;
+    let d = volume.direction();
     println!(
         "direction    [{:.3} {:.3} {:.3}; {:.3} {:.3} {:.3}; {:.3} {:.3} {:.3}]",
         d[0], d[1], d[2], d[3], d[4], d[5], d[6], d[7], d[8]
     );
-    let unit = match volume.units {
+    let unit = match volume.units() {
         nodulens_core::IntensityUnits::Hounsfield => "HU",
         nodulens_core::IntensityUnits::GreyLevels => "grey levels (not HU)",
     };
@@ -495,7 +499,7 @@ fn print_info(volume: &Volume) {
     for other in &m.other_series {
         println!("also found   {other}");
     }
-    for w in &volume.warnings {
+    for w in volume.warnings() {
         println!("warning      {w}");
     }
 }

@@ -48,7 +48,7 @@ fn main() {
     times.sort_by(f64::total_cmp);
     println!(
         "decode {scan}: {} slices, {:.1} MB volume; median {:.1} ms (min {:.1}, max {:.1}) over {} runs",
-        volume.dims[2],
+        volume.dims()[2],
         volume.byte_size() as f64 / 1e6,
         times[times.len() / 2] * 1e3,
         times[0] * 1e3,

@@ -803,7 +803,8 @@ pub(crate) fn read(
     let mut voxels = slices.voxels;
     arrange_slices(&mut voxels, &slices.lengths, &order, slice_len)
         .map_err(|reason| ReadError::NoImage(format!("internal: {reason}")))?;
-    Ok(header.with_voxels(voxels))
+    // The header's geometry was checked by `finish`; only the arrangement could fail here.
+    Volume::new(header, voxels).map_err(|e| ReadError::NoImage(format!("internal: {e}")))
 }
 
 /// Where [`DicomStream`] puts decoded slices, in the order it decodes them (the arrival
@@ -1146,6 +1147,9 @@ impl DicomStream {
             metadata,
             warnings,
         };
+        header
+            .validate()
+            .map_err(|e| ReadError::invalid_volume(&first_name, &e))?;
         Ok((header, order))
     }
 

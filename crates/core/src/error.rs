@@ -43,6 +43,11 @@ impl ReadError {
         }
     }
 
+    /// A reader's header and voxels that do not make a volume (non-finite geometry, say).
+    pub(crate) fn invalid_volume(file: &str, error: &crate::VolumeError) -> Self {
+        ReadError::malformed(file, format!("not a usable volume: {error}"))
+    }
+
     /// Checks a voxel count against the limit *before* anything that size is allocated.
     pub(crate) fn check_voxels(file: &str, voxels: u64, limit: u64) -> Result<(), Self> {
         if voxels > limit {

@@ -28,5 +28,5 @@ pub use source::DiskFiles;
 pub use source::{FileSource, MemoryFiles};
 pub use volume::{
     Format, IntensityUnits, MAX_VOXELS, Metadata, RunningStatistics, Statistics, Volume,
-    VolumeHeader,
+    VolumeError, VolumeHeader,
 };

@@ -5,7 +5,9 @@ use std::io::Read;
 
 use crate::samples::{SampleType, convert};
 use crate::volume::{IDENTITY, norm};
-use crate::{FileSource, Format, IntensityUnits, Metadata, OpenOptions, ReadError, Volume};
+use crate::{
+    FileSource, Format, IntensityUnits, Metadata, OpenOptions, ReadError, Volume, VolumeHeader,
+};
 
 /// The header as key/value pairs in file order, and where the header ends.
 fn parse_header(bytes: &[u8], name: &str) -> Result<(Vec<(String, String)>, usize), ReadError> {
@@ -255,18 +257,21 @@ pub(crate) fn read(
     if modality.is_none() {
         warnings.push("intensities taken as Hounsfield units (the header does not say)".to_owned());
     }
-    Ok(Volume {
-        format: Format::MetaImage,
-        dims,
-        spacing,
-        origin,
-        direction,
-        units: IntensityUnits::Hounsfield,
-        voxels,
-        metadata: Metadata {
-            modality,
-            ..Metadata::default()
+    Volume::new(
+        VolumeHeader {
+            format: Format::MetaImage,
+            dims,
+            spacing,
+            origin,
+            direction,
+            units: IntensityUnits::Hounsfield,
+            metadata: Metadata {
+                modality,
+                ..Metadata::default()
+            },
+            warnings,
         },
-        warnings,
-    })
+        voxels,
+    )
+    .map_err(|e| ReadError::invalid_volume(name, &e))
 }

@@ -5,7 +5,9 @@ use std::io::Read;
 use crate::samples::{SampleType, convert};
 use crate::source::lower_name;
 use crate::volume::{direction_from_axes, norm};
-use crate::{FileSource, Format, IntensityUnits, Metadata, OpenOptions, ReadError, Volume};
+use crate::{
+    FileSource, Format, IntensityUnits, Metadata, OpenOptions, ReadError, Volume, VolumeHeader,
+};
 
 const HEADER_SIZE: usize = 348;
 
@@ -300,15 +302,18 @@ pub(crate) fn read(
         header.intercept,
     );
     warnings.extend(clip);
-    Ok(Volume {
-        format: Format::Nifti,
-        dims: header.dims,
-        spacing,
-        origin: [lps[0][3], lps[1][3], lps[2][3]],
-        direction: direction_from_axes(axes[0], axes[1], axes[2]),
-        units: IntensityUnits::Hounsfield,
+    Volume::new(
+        VolumeHeader {
+            format: Format::Nifti,
+            dims: header.dims,
+            spacing,
+            origin: [lps[0][3], lps[1][3], lps[2][3]],
+            direction: direction_from_axes(axes[0], axes[1], axes[2]),
+            units: IntensityUnits::Hounsfield,
+            metadata: Metadata::default(),
+            warnings,
+        },
         voxels,
-        metadata: Metadata::default(),
-        warnings,
-    })
+    )
+    .map_err(|e| ReadError::invalid_volume(name, &e))
 }

@@ -14,7 +14,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::{Format, IntensityUnits, Metadata, Volume};
+use crate::{Format, IntensityUnits, Metadata, Volume, VolumeHeader};
 
 /// Everything that decides what the model sees. Written into the model manifest; a model must
 /// only be fed patches made with the configuration it was trained with.
@@ -217,12 +217,12 @@ impl<'a> Sampler<'a> {
     }
 
     fn at(&self, i: i64, j: i64, k: i64) -> f32 {
-        let [nx, ny, nz] = self.volume.dims;
+        let [nx, ny, nz] = self.volume.dims();
         if i < 0 || j < 0 || k < 0 || i >= nx as i64 || j >= ny as i64 || k >= nz as i64 {
             return self.pad;
         }
         let (i, j, k) = (i as usize, j as usize, k as usize);
-        f32::from(self.volume.voxels[i + nx * (j + ny * k)])
+        f32::from(self.volume.voxels()[i + nx * (j + ny * k)])
     }
 
     /// Trilinear interpolation at continuous voxel coordinates; neighbours outside the grid
@@ -231,7 +231,7 @@ impl<'a> Sampler<'a> {
         if !(p[0].is_finite() && p[1].is_finite() && p[2].is_finite()) {
             return self.pad;
         }
-        let [nx, ny, nz] = self.volume.dims;
+        let [nx, ny, nz] = self.volume.dims();
         if p[0] < -1.0
             || p[1] < -1.0
             || p[2] < -1.0
@@ -270,19 +270,19 @@ pub fn crop_around(
     let mut hi = [0usize; 3];
     for a in 0..3 {
         let ci = c[a].round();
-        if !ci.is_finite() || ci < 0.0 || ci >= volume.dims[a] as f64 {
+        if !ci.is_finite() || ci < 0.0 || ci >= volume.dims()[a] as f64 {
             return None;
         }
         let ci = ci as usize;
         lo[a] = ci.saturating_sub(half_extent[a]);
-        hi[a] = (ci + half_extent[a] + 1).min(volume.dims[a]);
+        hi[a] = (ci + half_extent[a] + 1).min(volume.dims()[a]);
     }
     crop_box(volume, lo, hi)
 }
 
 /// The sub-volume of voxels `lo..hi` (per axis, exclusive end), with its geometry.
 pub fn crop_box(volume: &Volume, lo: [usize; 3], hi: [usize; 3]) -> Option<Volume> {
-    if (0..3).any(|a| lo[a] >= hi[a] || hi[a] > volume.dims[a]) {
+    if (0..3).any(|a| lo[a] >= hi[a] || hi[a] > volume.dims()[a]) {
         return None;
     }
     let dims = [hi[0] - lo[0], hi[1] - lo[1], hi[2] - lo[2]];
@@ -290,20 +290,23 @@ pub fn crop_box(volume: &Volume, lo: [usize; 3], hi: [usize; 3]) -> Option<Volum
     for k in lo[2]..hi[2] {
         for j in lo[1]..hi[1] {
             let start = volume.index(lo[0], j, k);
-            voxels.extend_from_slice(&volume.voxels[start..start + dims[0]]);
+            voxels.extend_from_slice(&volume.voxels()[start..start + dims[0]]);
         }
     }
-    Some(Volume {
-        format: volume.format,
-        dims,
-        spacing: volume.spacing,
-        origin: volume.voxel_to_world([lo[0] as f64, lo[1] as f64, lo[2] as f64]),
-        direction: volume.direction,
-        units: volume.units,
+    Volume::new(
+        VolumeHeader {
+            format: volume.format(),
+            dims,
+            spacing: volume.spacing(),
+            origin: volume.voxel_to_world([lo[0] as f64, lo[1] as f64, lo[2] as f64]),
+            direction: volume.direction(),
+            units: volume.units(),
+            metadata: Metadata::default(),
+            warnings: Vec::new(),
+        },
         voxels,
-        metadata: Metadata::default(),
-        warnings: Vec::new(),
-    })
+    )
+    .ok()
 }
 
 /// A synthetic volume for tests and examples: `dims` voxels of `spacing` at `origin`, identity
@@ -322,17 +325,20 @@ pub fn synthetic_volume(
             }
         }
     }
-    Volume {
-        format: Format::Nifti,
-        dims,
-        spacing,
-        origin,
-        direction: [1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0],
-        units: IntensityUnits::Hounsfield,
+    Volume::new(
+        VolumeHeader {
+            format: Format::Nifti,
+            dims,
+            spacing,
+            origin,
+            direction: [1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0],
+            units: IntensityUnits::Hounsfield,
+            metadata: Metadata::default(),
+            warnings: Vec::new(),
+        },
         voxels,
-        metadata: Metadata::default(),
-        warnings: Vec::new(),
-    }
+    )
+    .expect("synthetic volume: the voxels match the dims")
 }
 
 #[cfg(test)]
@@ -490,7 +496,7 @@ mod tests {
         );
         let centre = vol.voxel_to_world([12.0, 20.0, 5.0]);
         let crop = crop_around(&vol, centre, [3, 3, 1]).unwrap();
-        assert_eq!(crop.dims, [7, 7, 3]);
+        assert_eq!(crop.dims(), [7, 7, 3]);
         let c = crop.world_to_voxel(centre);
         assert!(
             (c[0] - 3.0).abs() < 1e-9 && (c[1] - 3.0).abs() < 1e-9 && (c[2] - 1.0).abs() < 1e-9
@@ -498,7 +504,7 @@ mod tests {
         assert_eq!(crop.get(3, 3, 1), vol.get(12, 20, 5));
         // Clamped at the border; a point outside the volume gives nothing.
         let edge = crop_around(&vol, vol.voxel_to_world([0.0, 0.0, 0.0]), [3, 3, 1]).unwrap();
-        assert_eq!(edge.dims, [4, 4, 2]);
+        assert_eq!(edge.dims(), [4, 4, 2]);
         assert!(crop_around(&vol, [1e4, 0.0, 0.0], [3, 3, 1]).is_none());
     }
 

@@ -7,7 +7,9 @@ use std::io::Cursor;
 
 use crate::detect::{ProgressFn, Stage, report};
 use crate::volume::IDENTITY;
-use crate::{FileSource, Format, IntensityUnits, Metadata, OpenOptions, ReadError, Volume};
+use crate::{
+    FileSource, Format, IntensityUnits, Metadata, OpenOptions, ReadError, Volume, VolumeHeader,
+};
 
 /// "slice2.png" before "slice10.png": digit runs compare as numbers.
 pub fn natural_cmp(a: &str, b: &str) -> Ordering {
@@ -83,6 +85,7 @@ pub(crate) fn read(
             options.stack_spacing_mm[0], options.stack_spacing_mm[1], options.stack_spacing_mm[2]
         ),
     ];
+    let first_name = order.first().map_or("", |&f| source.name(f));
     let mut dims = [0usize; 3];
     let mut voxels: Vec<i16> = Vec::new();
     let mut colour = 0usize;
@@ -135,17 +138,20 @@ pub(crate) fn read(
     if clipped > 0 {
         warnings.push(format!("{clipped} 16-bit values above 32767 were clipped"));
     }
-    Ok(Volume {
-        format: Format::ImageStack,
-        dims,
-        spacing: options.stack_spacing_mm,
-        origin: [0.0; 3],
-        direction: IDENTITY,
-        units: IntensityUnits::GreyLevels,
+    Volume::new(
+        VolumeHeader {
+            format: Format::ImageStack,
+            dims,
+            spacing: options.stack_spacing_mm,
+            origin: [0.0; 3],
+            direction: IDENTITY,
+            units: IntensityUnits::GreyLevels,
+            metadata: Metadata::default(),
+            warnings,
+        },
         voxels,
-        metadata: Metadata::default(),
-        warnings,
-    })
+    )
+    .map_err(|e| ReadError::invalid_volume(first_name, &e))
 }
 
 #[cfg(test)]

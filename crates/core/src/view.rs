@@ -46,7 +46,7 @@ pub struct Slice {
 
 /// Number of slices along a plane's normal.
 pub fn slice_count(volume: &Volume, plane: Plane) -> usize {
-    volume.dims[plane.normal_axis()]
+    volume.dims()[plane.normal_axis()]
 }
 
 /// Grid coordinates `(i, j, k)` of pixel `(u, v)` of slice `index` in `plane`.
@@ -58,7 +58,7 @@ pub fn pixel_to_voxel(
     u: usize,
     v: usize,
 ) -> [usize; 3] {
-    let top = volume.dims[2].saturating_sub(1);
+    let top = volume.dims()[2].saturating_sub(1);
     match plane {
         Plane::Axial => [u, v, index],
         Plane::Coronal => [u, index, top.saturating_sub(v)],
@@ -68,29 +68,29 @@ pub fn pixel_to_voxel(
 
 /// Extracts slice `index` (clamped into range) of `plane`.
 pub fn extract(volume: &Volume, plane: Plane, index: usize) -> Slice {
-    let [nx, ny, nz] = volume.dims;
+    let [nx, ny, nz] = volume.dims();
     let index = index.min(slice_count(volume, plane).saturating_sub(1));
     let (width, height, pixel_mm) = match plane {
-        Plane::Axial => (nx, ny, [volume.spacing[0], volume.spacing[1]]),
-        Plane::Coronal => (nx, nz, [volume.spacing[0], volume.spacing[2]]),
-        Plane::Sagittal => (ny, nz, [volume.spacing[1], volume.spacing[2]]),
+        Plane::Axial => (nx, ny, [volume.spacing()[0], volume.spacing()[1]]),
+        Plane::Coronal => (nx, nz, [volume.spacing()[0], volume.spacing()[2]]),
+        Plane::Sagittal => (ny, nz, [volume.spacing()[1], volume.spacing()[2]]),
     };
     let mut values = Vec::with_capacity(width * height);
     match plane {
         Plane::Axial => {
-            values.extend_from_slice(&volume.voxels[index * nx * ny..(index + 1) * nx * ny])
+            values.extend_from_slice(&volume.voxels()[index * nx * ny..(index + 1) * nx * ny])
         }
         Plane::Coronal => {
             for v in 0..nz {
                 let k = nz - 1 - v;
                 let start = nx * (index + ny * k);
-                values.extend_from_slice(&volume.voxels[start..start + nx]);
+                values.extend_from_slice(&volume.voxels()[start..start + nx]);
             }
         }
         Plane::Sagittal => {
             for v in 0..nz {
                 let k = nz - 1 - v;
-                values.extend((0..ny).map(|j| volume.voxels[index + nx * (j + ny * k)]));
+                values.extend((0..ny).map(|j| volume.voxels()[index + nx * (j + ny * k)]));
             }
         }
     }
@@ -157,20 +157,23 @@ pub fn render_rgba(slice: &Slice, window: Window, out: &mut Vec<u8>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{Format, IntensityUnits, Metadata};
+    use crate::{Format, IntensityUnits, Metadata, VolumeHeader};
 
     fn numbered() -> Volume {
-        Volume {
-            format: Format::Nifti,
-            dims: [4, 3, 2],
-            spacing: [1.0, 2.0, 3.0],
-            origin: [0.0; 3],
-            direction: crate::volume::IDENTITY,
-            units: IntensityUnits::Hounsfield,
-            voxels: (0..24).collect(),
-            metadata: Metadata::default(),
-            warnings: vec![],
-        }
+        Volume::new(
+            VolumeHeader {
+                format: Format::Nifti,
+                dims: [4, 3, 2],
+                spacing: [1.0, 2.0, 3.0],
+                origin: [0.0; 3],
+                direction: crate::volume::IDENTITY,
+                units: IntensityUnits::Hounsfield,
+                metadata: Metadata::default(),
+                warnings: vec![],
+            },
+            (0..24).collect(),
+        )
+        .expect("valid test volume")
     }
 
     #[test]

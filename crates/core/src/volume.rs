@@ -55,8 +55,56 @@ pub struct Metadata {
 /// Voxel `(i, j, k)` (column, row, slice) is stored at `i + dims[0] * (j + dims[1] * k)`
 /// and sits at `origin + direction · (spacing ⊙ (i, j, k))` in DICOM patient
 /// coordinates (LPS, millimetres): x to the patient's left, y posterior, z head-ward.
+///
+/// The fields are private and every way in ([`Volume::new`], deserialising) checks them:
+/// a volume whose dimensions disagree with its voxels, or whose geometry is not finite,
+/// cannot exist, so indexing by `dims` never goes out of bounds.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(try_from = "UncheckedVolume")]
 pub struct Volume {
+    #[serde(flatten)]
+    header: VolumeHeader,
+    voxels: Vec<i16>,
+}
+
+/// A volume as it comes off the wire, before [`Volume::new`] has checked it.
+#[derive(Deserialize)]
+struct UncheckedVolume {
+    #[serde(flatten)]
+    header: VolumeHeader,
+    voxels: Vec<i16>,
+}
+
+impl TryFrom<UncheckedVolume> for Volume {
+    type Error = VolumeError;
+    fn try_from(unchecked: UncheckedVolume) -> Result<Self, VolumeError> {
+        Volume::new(unchecked.header, unchecked.voxels)
+    }
+}
+
+/// Why a header and voxels do not make a [`Volume`].
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum VolumeError {
+    #[error("dimensions {dims:?} have a zero or overflowing size")]
+    BadDimensions { dims: [usize; 3] },
+    #[error("dimensions {dims:?} call for {expected} voxels, but {actual} were given")]
+    VoxelCount {
+        dims: [usize; 3],
+        expected: usize,
+        actual: usize,
+    },
+    #[error("voxel spacing {0:?} mm is not positive and finite")]
+    BadSpacing([f64; 3]),
+    #[error("the origin {0:?} is not finite")]
+    BadOrigin([f64; 3]),
+    #[error("the direction matrix {0:?} is not finite")]
+    BadDirection([f64; 9]),
+}
+
+/// Everything about a [`Volume`] but its voxels: what a viewer needs before the first
+/// slice arrives (the browser worker sends it first, then the slices).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct VolumeHeader {
     pub format: Format,
     /// `[columns, rows, slices]`.
     pub dims: [usize; 3],
@@ -67,24 +115,8 @@ pub struct Volume {
     /// Row-major 3×3 matrix whose *columns* are the unit directions of the grid axes in LPS.
     pub direction: [f64; 9],
     pub units: IntensityUnits,
-    pub voxels: Vec<i16>,
     pub metadata: Metadata,
     /// Things a reader had to assume or work around, in plain words.
-    pub warnings: Vec<String>,
-}
-
-/// Everything about a [`Volume`] but its voxels: what a viewer needs before the first
-/// slice arrives (the browser worker sends it first, then the slices).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct VolumeHeader {
-    pub format: Format,
-    /// `[columns, rows, slices]`.
-    pub dims: [usize; 3],
-    pub spacing: [f64; 3],
-    pub origin: [f64; 3],
-    pub direction: [f64; 9],
-    pub units: IntensityUnits,
-    pub metadata: Metadata,
     pub warnings: Vec<String>,
 }
 
@@ -94,25 +126,29 @@ impl VolumeHeader {
         self.dims.iter().try_fold(1usize, |n, &d| n.checked_mul(d))
     }
 
-    /// The volume with these voxels; `None` if their count does not match the dimensions
-    /// (a broken message must not turn into an out-of-bounds slice later).
-    pub fn into_volume(self, voxels: Vec<i16>) -> Option<Volume> {
-        (self.voxel_count() == Some(voxels.len())).then(|| self.with_voxels(voxels))
+    /// The volume with these voxels, checked as [`Volume::new`] checks it (a broken
+    /// message must not turn into an out-of-bounds slice later).
+    pub fn into_volume(self, voxels: Vec<i16>) -> Result<Volume, VolumeError> {
+        Volume::new(self, voxels)
     }
 
-    /// For readers, whose voxel count matches by construction.
-    pub(crate) fn with_voxels(self, voxels: Vec<i16>) -> Volume {
-        Volume {
-            format: self.format,
-            dims: self.dims,
-            spacing: self.spacing,
-            origin: self.origin,
-            direction: self.direction,
-            units: self.units,
-            voxels,
-            metadata: self.metadata,
-            warnings: self.warnings,
+    /// Whether the geometry is usable (positive finite spacing, finite origin and
+    /// direction, no empty or overflowing dimension); the voxel count if so.
+    pub fn validate(&self) -> Result<usize, VolumeError> {
+        let count = self
+            .voxel_count()
+            .filter(|_| self.dims.iter().all(|&d| d > 0))
+            .ok_or(VolumeError::BadDimensions { dims: self.dims })?;
+        if !self.spacing.iter().all(|s| s.is_finite() && *s > 0.0) {
+            return Err(VolumeError::BadSpacing(self.spacing));
         }
+        if !self.origin.iter().all(|o| o.is_finite()) {
+            return Err(VolumeError::BadOrigin(self.origin));
+        }
+        if !self.direction.iter().all(|d| d.is_finite()) {
+            return Err(VolumeError::BadDirection(self.direction));
+        }
+        Ok(count)
     }
 }
 
@@ -127,47 +163,126 @@ pub struct Statistics {
 pub(crate) const IDENTITY: [f64; 9] = [1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0];
 
 impl Volume {
-    pub fn voxel_count(&self) -> usize {
-        self.dims[0] * self.dims[1] * self.dims[2]
+    /// A volume from its header and voxels, refused if they disagree or the geometry is
+    /// unusable (see [`VolumeError`]).
+    pub fn new(header: VolumeHeader, voxels: Vec<i16>) -> Result<Self, VolumeError> {
+        let expected = header.validate()?;
+        if expected != voxels.len() {
+            return Err(VolumeError::VoxelCount {
+                dims: header.dims,
+                expected,
+                actual: voxels.len(),
+            });
+        }
+        Ok(Self { header, voxels })
     }
 
+    pub fn format(&self) -> Format {
+        self.header.format
+    }
+
+    /// `[columns, rows, slices]`.
+    pub fn dims(&self) -> [usize; 3] {
+        self.header.dims
+    }
+
+    /// Voxel size along the three grid axes, mm.
+    pub fn spacing(&self) -> [f64; 3] {
+        self.header.spacing
+    }
+
+    /// Centre of voxel (0, 0, 0), LPS mm.
+    pub fn origin(&self) -> [f64; 3] {
+        self.header.origin
+    }
+
+    /// Row-major 3×3 matrix whose *columns* are the unit directions of the grid axes in LPS.
+    pub fn direction(&self) -> [f64; 9] {
+        self.header.direction
+    }
+
+    pub fn units(&self) -> IntensityUnits {
+        self.header.units
+    }
+
+    /// Every voxel, `dims[0] * dims[1] * dims[2]` of them (see the type's layout).
+    pub fn voxels(&self) -> &[i16] {
+        &self.voxels
+    }
+
+    /// The voxels to change in place; their count (and so the layout) stays.
+    pub fn voxels_mut(&mut self) -> &mut [i16] {
+        &mut self.voxels
+    }
+
+    pub fn metadata(&self) -> &Metadata {
+        &self.header.metadata
+    }
+
+    pub fn metadata_mut(&mut self) -> &mut Metadata {
+        &mut self.header.metadata
+    }
+
+    /// Things a reader had to assume or work around, in plain words.
+    pub fn warnings(&self) -> &[String] {
+        &self.header.warnings
+    }
+
+    pub fn push_warning(&mut self, warning: impl Into<String>) {
+        self.header.warnings.push(warning.into());
+    }
+
+    /// Everything but the voxels.
+    pub fn header(&self) -> &VolumeHeader {
+        &self.header
+    }
+
+    /// The header and the voxels, taken apart.
+    pub fn into_parts(self) -> (VolumeHeader, Vec<i16>) {
+        (self.header, self.voxels)
+    }
+
+    pub fn voxel_count(&self) -> usize {
+        self.voxels.len()
+    }
+
+    /// Where voxel `(i, j, k)` is stored. For coordinates inside the grid (the caller's
+    /// check); the product cannot overflow there, since the voxels exist.
     pub fn index(&self, i: usize, j: usize, k: usize) -> usize {
-        i + self.dims[0] * (j + self.dims[1] * k)
+        let [nx, ny, _] = self.header.dims;
+        i + nx * (j + ny * k)
     }
 
     /// Value at a voxel, `None` outside the grid.
     pub fn get(&self, i: usize, j: usize, k: usize) -> Option<i16> {
-        (i < self.dims[0] && j < self.dims[1] && k < self.dims[2])
-            .then(|| self.voxels[self.index(i, j, k)])
+        let [nx, ny, nz] = self.header.dims;
+        (i < nx && j < ny && k < nz).then(|| self.voxels[self.index(i, j, k)])
     }
 
     /// Continuous voxel coordinates → LPS mm.
     pub fn voxel_to_world(&self, ijk: [f64; 3]) -> [f64; 3] {
+        let spacing = self.header.spacing;
         let scaled = [
-            ijk[0] * self.spacing[0],
-            ijk[1] * self.spacing[1],
-            ijk[2] * self.spacing[2],
+            ijk[0] * spacing[0],
+            ijk[1] * spacing[1],
+            ijk[2] * spacing[2],
         ];
-        let d = &self.direction;
+        let d = &self.header.direction;
+        let origin = self.header.origin;
         std::array::from_fn(|r| {
-            self.origin[r]
-                + d[3 * r] * scaled[0]
-                + d[3 * r + 1] * scaled[1]
-                + d[3 * r + 2] * scaled[2]
+            origin[r] + d[3 * r] * scaled[0] + d[3 * r + 1] * scaled[1] + d[3 * r + 2] * scaled[2]
         })
     }
 
     /// LPS mm → continuous voxel coordinates. Uses the transpose of the direction
     /// matrix, exact for the orthonormal directions the readers produce.
     pub fn world_to_voxel(&self, lps: [f64; 3]) -> [f64; 3] {
-        let rel = [
-            lps[0] - self.origin[0],
-            lps[1] - self.origin[1],
-            lps[2] - self.origin[2],
-        ];
-        let d = &self.direction;
+        let origin = self.header.origin;
+        let rel = [lps[0] - origin[0], lps[1] - origin[1], lps[2] - origin[2]];
+        let d = &self.header.direction;
+        let spacing = self.header.spacing;
         std::array::from_fn(|c| {
-            (d[c] * rel[0] + d[3 + c] * rel[1] + d[6 + c] * rel[2]) / self.spacing[c]
+            (d[c] * rel[0] + d[3 + c] * rel[1] + d[6 + c] * rel[2]) / spacing[c]
         })
     }
 
@@ -177,23 +292,9 @@ impl Volume {
         running.finish()
     }
 
-    /// Everything but the voxels.
-    pub fn header(&self) -> VolumeHeader {
-        VolumeHeader {
-            format: self.format,
-            dims: self.dims,
-            spacing: self.spacing,
-            origin: self.origin,
-            direction: self.direction,
-            units: self.units,
-            metadata: self.metadata.clone(),
-            warnings: self.warnings.clone(),
-        }
-    }
-
     /// Volume size in bytes as stored.
     pub fn byte_size(&self) -> usize {
-        self.voxels.len() * std::mem::size_of::<i16>()
+        std::mem::size_of_val(self.voxels.as_slice())
     }
 }
 
@@ -300,8 +401,8 @@ pub(crate) fn direction_from_axes(x: [f64; 3], y: [f64; 3], z: [f64; 3]) -> [f64
 mod tests {
     use super::*;
 
-    fn tiny() -> Volume {
-        Volume {
+    fn tiny_header() -> VolumeHeader {
+        VolumeHeader {
             format: Format::Nifti,
             dims: [2, 3, 4],
             spacing: [0.5, 0.7, 2.5],
@@ -309,10 +410,74 @@ mod tests {
             // x axis along -y, y axis along +x: a rotation.
             direction: direction_from_axes([0.0, -1.0, 0.0], [1.0, 0.0, 0.0], [0.0, 0.0, 1.0]),
             units: IntensityUnits::Hounsfield,
-            voxels: (0..24).map(|v| v as i16 - 10).collect(),
             metadata: Metadata::default(),
             warnings: vec![],
         }
+    }
+
+    fn tiny() -> Volume {
+        Volume::new(tiny_header(), (0..24).map(|v| v as i16 - 10).collect()).expect("valid")
+    }
+
+    #[test]
+    fn dims_that_disagree_with_the_voxels_are_refused() {
+        let err = Volume::new(tiny_header(), vec![0; 23]).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                VolumeError::VoxelCount {
+                    expected: 24,
+                    actual: 23,
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        let overflowing = VolumeHeader {
+            dims: [usize::MAX, 2, 1],
+            ..tiny_header()
+        };
+        assert!(matches!(
+            Volume::new(overflowing, vec![0; 2]),
+            Err(VolumeError::BadDimensions { .. })
+        ));
+        let empty = VolumeHeader {
+            dims: [0, 3, 4],
+            ..tiny_header()
+        };
+        assert!(matches!(
+            Volume::new(empty, vec![]),
+            Err(VolumeError::BadDimensions { .. })
+        ));
+        for spacing in [[0.0, 1.0, 1.0], [1.0, f64::NAN, 1.0], [1.0, 1.0, -2.0]] {
+            let header = VolumeHeader {
+                spacing,
+                ..tiny_header()
+            };
+            assert!(matches!(
+                Volume::new(header, vec![0; 24]),
+                Err(VolumeError::BadSpacing(_))
+            ));
+        }
+        let header = VolumeHeader {
+            origin: [f64::INFINITY, 0.0, 0.0],
+            ..tiny_header()
+        };
+        assert!(matches!(
+            Volume::new(header, vec![0; 24]),
+            Err(VolumeError::BadOrigin(_))
+        ));
+    }
+
+    #[test]
+    fn deserialising_checks_the_volume_too() {
+        let json = serde_json::to_value(tiny()).expect("serialises");
+        let back: Volume = serde_json::from_value(json.clone()).expect("round trip");
+        assert_eq!(back, tiny());
+        let mut short = json;
+        short["voxels"].as_array_mut().expect("voxels").pop();
+        let err = serde_json::from_value::<Volume>(short).unwrap_err();
+        assert!(err.to_string().contains("call for 24 voxels"), "{err}");
     }
 
     #[test]

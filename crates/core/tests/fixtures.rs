@@ -38,16 +38,16 @@ fn fixtures_match_independent_reference() {
             }
         };
         if let Some(warning) = want.get("warning").and_then(Value::as_str) {
-            if !volume.warnings.iter().any(|w| w.contains(warning)) {
+            if !volume.warnings().iter().any(|w| w.contains(warning)) {
                 failures.push(format!(
                     "{name}: no warning containing {warning:?} in {:?}",
-                    volume.warnings
+                    volume.warnings()
                 ));
             }
             if let Some(n) = want.get("slices").and_then(Value::as_u64)
-                && volume.dims[2] as u64 != n
+                && volume.dims()[2] as u64 != n
             {
-                failures.push(format!("{name}: {} slices, expected {n}", volume.dims[2]));
+                failures.push(format!("{name}: {} slices, expected {n}", volume.dims()[2]));
             }
             continue;
         }
@@ -57,12 +57,12 @@ fn fixtures_match_independent_reference() {
                 .map(|a| a.iter().filter_map(Value::as_f64).collect())
                 .unwrap_or_default()
         };
-        let dims: Vec<f64> = volume.dims.iter().map(|&d| d as f64).collect();
+        let dims: Vec<f64> = volume.dims().iter().map(|&d| d as f64).collect();
         let checks: [(&str, Vec<f64>, f64); 4] = [
             ("dims", dims, 0.0),
-            ("spacing_mm", volume.spacing.to_vec(), 1e-4),
-            ("origin_mm", volume.origin.to_vec(), 1e-3),
-            ("direction", volume.direction.to_vec(), 1e-5),
+            ("spacing_mm", volume.spacing().to_vec(), 1e-4),
+            ("origin_mm", volume.origin().to_vec(), 1e-3),
+            ("direction", volume.direction().to_vec(), 1e-5),
         ];
         for (key, got, tolerance) in checks {
             let expected = numbers(key);
@@ -100,9 +100,9 @@ fn fixtures_match_independent_reference() {
             ));
         }
         if let Some(uid) = want.get("series_uid").and_then(Value::as_str)
-            && volume.metadata.series_uid.as_deref() != Some(uid)
+            && volume.metadata().series_uid.as_deref() != Some(uid)
         {
-            failures.push(format!("{name}: series {:?}", volume.metadata.series_uid));
+            failures.push(format!("{name}: series {:?}", volume.metadata().series_uid));
         }
     }
     assert!(
@@ -140,7 +140,7 @@ fn lossless_encodings_agree_voxel_for_voxel() {
     ] {
         let other = common::open_paths(&[dir.join(name)]).unwrap_or_else(|e| panic!("{name}: {e}"));
         assert!(
-            other.voxels == baseline.voxels,
+            other.voxels() == baseline.voxels(),
             "{name}: voxels differ from the explicit-LE series"
         );
     }
@@ -161,14 +161,14 @@ fn lossy_jpeg2000_stays_close_to_the_original() {
     let dir = common::repo().join("tests/fixtures");
     let original = common::open_paths(&[dir.join("dicom/explicit_le")]).expect("original");
     let lossy = common::open_paths(&[dir.join("dicom/jpeg2000_lossy")]).expect("lossy");
-    assert_eq!(lossy.dims, original.dims);
+    assert_eq!(lossy.dims(), original.dims());
     let mean_error = lossy
-        .voxels
+        .voxels()
         .iter()
-        .zip(&original.voxels)
+        .zip(original.voxels())
         .map(|(a, b)| (i32::from(*a) - i32::from(*b)).abs() as f64)
         .sum::<f64>()
-        / original.voxels.len() as f64;
+        / original.voxels().len() as f64;
     assert!(mean_error < 8.0, "off by {mean_error} HU on average");
 }
 
@@ -181,8 +181,8 @@ fn png_stack_spacing_comes_from_the_options() {
         ..Default::default()
     };
     let volume = nodulens_core::open(&source, &options, &mut |_| true).expect("stack");
-    assert_eq!(volume.spacing, [0.7, 0.7, 2.5]);
-    assert_eq!(volume.units, nodulens_core::IntensityUnits::GreyLevels);
+    assert_eq!(volume.spacing(), [0.7, 0.7, 2.5]);
+    assert_eq!(volume.units(), nodulens_core::IntensityUnits::GreyLevels);
     // Natural order: slice10 comes after slice3, so slice index 3 holds slice10.png.
     let ten = image::open(common::repo().join("tests/fixtures/png/grey16/slice10.png"))
         .expect("png")
@@ -232,11 +232,14 @@ fn bundled_sample_is_small_and_opens() {
     );
     let volume = common::open_paths(&[path]).expect("sample opens");
     assert_eq!(
-        volume.spacing.map(|s| (s * 1000.0).round()),
+        volume.spacing().map(|s| (s * 1000.0).round()),
         [625.0, 625.0, 2500.0]
     );
-    assert!(volume.dims[2] > 80, "the sample must keep the lungs whole");
-    assert!(volume.warnings.is_empty(), "{:?}", volume.warnings);
+    assert!(
+        volume.dims()[2] > 80,
+        "the sample must keep the lungs whole"
+    );
+    assert!(volume.warnings().is_empty(), "{:?}", volume.warnings());
 }
 
 #[test]
@@ -250,15 +253,15 @@ fn a_series_that_takes_the_lead_late_is_still_decoded_whole() {
     paths.extend(series.iter().cloned());
     let mixed = common::open_paths(&paths).expect("opens");
     let alone = common::open_paths(&series).expect("opens");
-    assert_eq!(mixed.dims, alone.dims);
-    assert_eq!(mixed.origin, alone.origin);
+    assert_eq!(mixed.dims(), alone.dims());
+    assert_eq!(mixed.origin(), alone.origin());
     assert!(
-        mixed.voxels == alone.voxels,
+        mixed.voxels() == alone.voxels(),
         "the same voxels in the same slots"
     );
     assert!(
-        mixed.warnings.iter().any(|w| w.contains("other series")),
+        mixed.warnings().iter().any(|w| w.contains("other series")),
         "{:?}",
-        mixed.warnings
+        mixed.warnings()
     );
 }

@@ -21,11 +21,11 @@ fn assert_matches(name: &str, volume: &nodulens_core::Volume, want: &Value) {
             .filter_map(Value::as_f64)
             .collect()
     };
-    let dims: Vec<f64> = volume.dims.iter().map(|&d| d as f64).collect();
+    let dims: Vec<f64> = volume.dims().iter().map(|&d| d as f64).collect();
     assert_eq!(dims, list("dims"), "{name} dims");
     for (key, got, tolerance) in [
-        ("spacing_mm", volume.spacing, 1e-3),
-        ("origin_mm", volume.origin, 1e-2),
+        ("spacing_mm", volume.spacing(), 1e-3),
+        ("origin_mm", volume.origin(), 1e-2),
     ] {
         for (g, w) in got.iter().zip(list(key)) {
             assert!(
@@ -66,12 +66,12 @@ fn whole_scans_match_pydicom() {
         let volume = common::open_paths(&[dir]).unwrap_or_else(|e| panic!("{scan}: {e}"));
         assert_matches(scan, &volume, want);
         assert_eq!(
-            volume.metadata.series_uid.as_deref(),
+            volume.metadata().series_uid.as_deref(),
             want["series_uid"].as_str(),
             "{scan}"
         );
-        assert_eq!(volume.metadata.modality.as_deref(), Some("CT"));
-        assert_eq!(volume.units, nodulens_core::IntensityUnits::Hounsfield);
+        assert_eq!(volume.metadata().modality.as_deref(), Some("CT"));
+        assert_eq!(volume.units(), nodulens_core::IntensityUnits::Hounsfield);
     }
 }
 

@@ -34,7 +34,7 @@ pub struct ReferenceCase {
 
 /// The point a reference patch is taken around: the central voxel of the crop.
 pub fn center_of(volume: &Volume) -> [f64; 3] {
-    let [x, y, z] = volume.dims;
+    let [x, y, z] = volume.dims();
     volume.voxel_to_world([(x / 2) as f64, (y / 2) as f64, (z / 2) as f64])
 }
 
