@@ -1,5 +1,9 @@
 //! Format detection: which reader a set of files goes to.
 
+// Lengths, offsets and counts here come from untrusted bytes, and wasm32 has a 32-bit
+// `usize`: every sum must be checked (or widened), every narrowing cast justified.
+#![deny(clippy::arithmetic_side_effects, clippy::cast_possible_truncation)]
+
 use crate::source::lower_name;
 use crate::{FileSource, MAX_VOXELS, ReadError, Volume};
 

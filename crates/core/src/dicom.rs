@@ -8,6 +8,10 @@
 //! the same buffer. The peak memory is the volume plus one file (plus the slices of a
 //! series that led for a while and lost, in a folder of several).
 
+// Lengths, offsets and counts here come from untrusted bytes, and wasm32 has a 32-bit
+// `usize`: every sum must be checked (or widened), every narrowing cast justified.
+#![deny(clippy::arithmetic_side_effects, clippy::cast_possible_truncation)]
+
 use std::collections::BTreeMap;
 use std::ops::Range;
 
@@ -103,7 +107,7 @@ fn sniff(bytes: &[u8]) -> Sniff {
 }
 
 fn read_u16(bytes: &[u8], at: usize, big_endian: bool) -> Option<u16> {
-    let b: [u8; 2] = bytes.get(at..at + 2)?.try_into().ok()?;
+    let b: [u8; 2] = bytes.get(at..)?.get(..2)?.try_into().ok()?;
     Some(if big_endian {
         u16::from_be_bytes(b)
     } else {
@@ -111,8 +115,16 @@ fn read_u16(bytes: &[u8], at: usize, big_endian: bool) -> Option<u16> {
     })
 }
 
+/// The (group, element) tag of the element at `at`.
+fn tag_at(bytes: &[u8], at: usize, big_endian: bool) -> Option<(u16, u16)> {
+    Some((
+        read_u16(bytes, at, big_endian)?,
+        read_u16(bytes, at.checked_add(2)?, big_endian)?,
+    ))
+}
+
 fn read_u32(bytes: &[u8], at: usize, big_endian: bool) -> Option<u32> {
-    let b: [u8; 4] = bytes.get(at..at + 4)?.try_into().ok()?;
+    let b: [u8; 4] = bytes.get(at..)?.get(..4)?.try_into().ok()?;
     Some(if big_endian {
         u32::from_be_bytes(b)
     } else {
@@ -140,14 +152,12 @@ fn check_lengths(bytes: &[u8], start: usize) -> Result<Option<Range<usize>>, Str
     // data set starts where that ends, so the walk must end there too.
     let mut at = start;
     let mut syntax = String::new();
+    let cut_short = "the file meta group is cut short";
     let group_length = match explicit_length(bytes, at, false) {
-        Some((4, header))
-            if read_u16(bytes, at, false) == Some(0x0002)
-                && read_u16(bytes, at + 2, false) == Some(0x0000) =>
-        {
-            let length =
-                read_u32(bytes, at + header, false).ok_or("the file meta group is cut short")?;
-            at += header + 4;
+        Some((4, header)) if tag_at(bytes, at, false) == Some((0x0002, 0x0000)) => {
+            let value = at.checked_add(header).ok_or(cut_short)?;
+            let length = read_u32(bytes, value, false).ok_or(cut_short)?;
+            at = value.checked_add(4).ok_or(cut_short)?;
             length as usize
         }
         // dicom-rs refuses a meta group that does not start with its length.
@@ -155,22 +165,26 @@ fn check_lengths(bytes: &[u8], start: usize) -> Result<Option<Range<usize>>, Str
     };
     let mut consumed = 0usize;
     while consumed < group_length {
-        let group = read_u16(bytes, at, false).unwrap_or(0);
-        let element = read_u16(bytes, at + 2, false).unwrap_or(0);
-        let (length, header) =
-            explicit_length(bytes, at, false).ok_or("the file meta group is cut short")?;
-        if length == u32::MAX as usize || at + header + length > bytes.len() {
+        let (group, element) = tag_at(bytes, at, false).unwrap_or((0, 0));
+        let (length, header) = explicit_length(bytes, at, false).ok_or(cut_short)?;
+        // The end in u64: `at + header + length` wraps a 32-bit usize back to `at`, and the
+        // walk would never move on.
+        let value = at.saturating_add(header);
+        let end = value
+            .checked_add(length)
+            .filter(|&end| length != u32::MAX as usize && end <= bytes.len());
+        let Some(end) = end else {
             return Err(format!(
                 "meta element ({group:04X},{element:04X}) claims {length} bytes but the file ends first (truncated)"
             ));
-        }
+        };
         if (group, element) == (0x0002, 0x0010) {
-            syntax = String::from_utf8_lossy(&bytes[at + header..at + header + length])
+            syntax = String::from_utf8_lossy(&bytes[value..end])
                 .trim_end_matches(['\0', ' '])
                 .to_owned();
         }
-        at += header + length;
-        consumed += header + length;
+        consumed = consumed.saturating_add(end.saturating_sub(at));
+        at = end;
     }
     let (explicit, big_endian) = match syntax.as_str() {
         "1.2.840.10008.1.2" => (false, false),
@@ -223,7 +237,7 @@ fn native_pixel_data(
 ) -> Option<Range<usize>> {
     loop {
         let (tag, length, header) = element_header(bytes, at, explicit, big_endian)?;
-        let value = at + header;
+        let value = at.checked_add(header)?;
         if tag == (0x7FE0, 0x0010) {
             let end = value.checked_add(length?)?;
             return (end <= bytes.len()).then_some(value..end);
@@ -245,23 +259,25 @@ fn element_header(
     explicit: bool,
     big_endian: bool,
 ) -> Option<((u16, u16), Option<usize>, usize)> {
-    let tag = (
-        read_u16(bytes, at, big_endian)?,
-        read_u16(bytes, at + 2, big_endian)?,
-    );
+    let tag = tag_at(bytes, at, big_endian)?;
     let (length, header) = if explicit && tag.0 != 0xFFFE {
         explicit_length(bytes, at, big_endian)?
     } else {
-        (read_u32(bytes, at + 4, big_endian)? as usize, 8)
+        (read_u32(bytes, at.checked_add(4)?, big_endian)? as usize, 8)
     };
     let length = (length != u32::MAX as usize).then_some(length);
     Some((tag, length, header))
 }
 
+/// The two VR bytes of an explicit-VR element at `at`.
+fn vr_at(bytes: &[u8], at: usize) -> Option<&[u8]> {
+    bytes.get(at.checked_add(4)?..)?.get(..2)
+}
+
 /// Whether an element of undefined length at `at` is a sequence (in implicit VR, the only
 /// other such element, encapsulated Pixel Data, is handled before this is asked).
 fn is_sequence(bytes: &[u8], at: usize, explicit: bool) -> bool {
-    !explicit || bytes.get(at + 4..at + 6) == Some(b"SQ")
+    !explicit || vr_at(bytes, at) == Some(b"SQ")
 }
 
 /// The offset just past the delimiter of a sequence of undefined length whose items start
@@ -278,11 +294,12 @@ fn skip_undefined_sequence(
     }
     loop {
         let (tag, length, _) = element_header(bytes, at, explicit, big_endian)?;
+        let value = at.checked_add(8)?;
         at = match (tag, length) {
-            ((0xFFFE, 0xE0DD), _) => return Some(at + 8),
-            ((0xFFFE, 0xE000), Some(length)) => (at + 8).checked_add(length)?,
+            ((0xFFFE, 0xE0DD), _) => return Some(value),
+            ((0xFFFE, 0xE000), Some(length)) => value.checked_add(length)?,
             ((0xFFFE, 0xE000), None) => {
-                skip_undefined_item(bytes, at + 8, explicit, big_endian, depth + 1)?
+                skip_undefined_item(bytes, value, explicit, big_endian, depth.checked_add(1)?)?
             }
             _ => return None,
         };
@@ -300,13 +317,14 @@ fn skip_undefined_item(
 ) -> Option<usize> {
     loop {
         let (tag, length, header) = element_header(bytes, at, explicit, big_endian)?;
+        let value = at.checked_add(header)?;
         if tag == (0xFFFE, 0xE00D) {
-            return Some(at + 8);
+            return at.checked_add(8);
         }
         at = match length {
-            Some(length) => (at + header).checked_add(length)?,
+            Some(length) => value.checked_add(length)?,
             None if is_sequence(bytes, at, explicit) => {
-                skip_undefined_sequence(bytes, at + header, explicit, big_endian, depth)?
+                skip_undefined_sequence(bytes, value, explicit, big_endian, depth)?
             }
             None => return None,
         };
@@ -323,28 +341,33 @@ fn walk_data_set(
     // A linear walk through nested data sets too: sequences and items are entered (only
     // their headers skipped), so a bogus length deep inside a sequence is caught as well.
     // Encapsulated pixel data holds fragments, not elements: those are skipped whole.
+    // Every step moves `at` forward by at least 8 bytes, checked: a sum that wrapped a
+    // 32-bit usize would send the walk back and round forever.
     let mut in_fragments = false;
-    while at + 8 <= bytes.len() {
-        let group = read_u16(bytes, at, big_endian).unwrap_or(0);
-        let element = read_u16(bytes, at + 2, big_endian).unwrap_or(0);
+    let past_the_end = "an element header is cut short";
+    while bytes.len().saturating_sub(at) >= 8 {
+        let (group, element) = tag_at(bytes, at, big_endian).unwrap_or((0, 0));
+        let after_header = at.checked_add(8).ok_or(past_the_end)?;
         // Only items and delimiters are structural; any other (FFFE,xxxx) tag is an element
         // to dicom-rs, with a length it will allocate (cargo fuzz: (FFFE,FFFF) of 4 GB).
         if group == 0xFFFE && matches!(element, 0xE000 | 0xE00D | 0xE0DD) {
-            let length = read_u32(bytes, at + 4, big_endian).unwrap_or(0) as usize;
+            let length = read_u32(bytes, at.saturating_add(4), big_endian).unwrap_or(0) as usize;
             match element {
                 0xE000 if in_fragments && length != u32::MAX as usize => {
-                    if at + 8 + length > bytes.len() {
-                        return Err(format!(
-                            "a pixel data fragment claims {length} bytes but the file ends first (truncated)"
-                        ));
-                    }
-                    at += 8 + length;
+                    at = after_header
+                        .checked_add(length)
+                        .filter(|&end| end <= bytes.len())
+                        .ok_or_else(|| {
+                            format!(
+                                "a pixel data fragment claims {length} bytes but the file ends first (truncated)"
+                            )
+                        })?;
                 }
                 0xE0DD => {
                     in_fragments = false;
-                    at += 8;
+                    at = after_header;
                 }
-                _ => at += 8,
+                _ => at = after_header,
             }
             continue;
         }
@@ -352,13 +375,17 @@ fn walk_data_set(
         // explicit VR too (cargo fuzz: a (FFFE,0000) whose "VR" bytes hid a 4 GB length).
         let vr_less = !explicit || group == 0xFFFE;
         let (length, header) = if vr_less {
-            (read_u32(bytes, at + 4, big_endian).unwrap_or(0) as usize, 8)
+            (
+                read_u32(bytes, at.saturating_add(4), big_endian).unwrap_or(0) as usize,
+                8,
+            )
         } else {
-            explicit_length(bytes, at, big_endian).ok_or("an element header is cut short")?
+            explicit_length(bytes, at, big_endian).ok_or(past_the_end)?
         };
+        let value = at.checked_add(header).ok_or(past_the_end)?;
         if length == u32::MAX as usize {
             in_fragments = (group, element) == (0x7FE0, 0x0010);
-            at += header;
+            at = value;
             continue;
         }
         let item_start = if big_endian {
@@ -367,12 +394,12 @@ fn walk_data_set(
             [0xFE, 0xFF, 0x00, 0xE0]
         };
         let is_sequence = if !vr_less {
-            bytes.get(at + 4..at + 6) == Some(b"SQ")
+            vr_at(bytes, at) == Some(b"SQ")
         } else {
-            bytes.get(at + header..at + header + 4) == Some(&item_start[..])
+            bytes.get(value..).and_then(|b| b.get(..4)) == Some(&item_start[..])
         };
         if is_sequence {
-            at += header;
+            at = value;
             continue;
         }
         // dicom-rs reads whole numeric values only (a UL of length 5 consumes 4 bytes), so such
@@ -382,9 +409,7 @@ fn walk_data_set(
         } else if vr_less {
             None
         } else {
-            bytes
-                .get(at + 4..at + 6)
-                .and_then(|v| <[u8; 2]>::try_from(v).ok())
+            vr_at(bytes, at).and_then(|v| <[u8; 2]>::try_from(v).ok())
         };
         if let Some(size) = vr.and_then(|vr| numeric_value_size(&vr))
             && !length.is_multiple_of(size)
@@ -393,18 +418,20 @@ fn walk_data_set(
                 "element ({group:04X},{element:04X}) claims {length} bytes, not a whole number of {size}-byte values (corrupt)"
             ));
         }
-        if at + header + length > bytes.len() {
-            let what = if (group, element) == (0x7FE0, 0x0010) {
-                "Pixel Data".to_owned()
-            } else {
-                format!("element ({group:04X},{element:04X})")
-            };
-            return Err(format!(
-                "{what} claims {length} bytes but only {} remain (truncated, or the transfer syntax is mislabelled)",
-                bytes.len() - (at + header).min(bytes.len())
-            ));
+        match value.checked_add(length).filter(|&end| end <= bytes.len()) {
+            Some(end) => at = end,
+            None => {
+                let what = if (group, element) == (0x7FE0, 0x0010) {
+                    "Pixel Data".to_owned()
+                } else {
+                    format!("element ({group:04X},{element:04X})")
+                };
+                return Err(format!(
+                    "{what} claims {length} bytes but only {} remain (truncated, or the transfer syntax is mislabelled)",
+                    bytes.len().saturating_sub(value)
+                ));
+            }
         }
-        at += header + length;
     }
     Ok(())
 }
@@ -434,11 +461,17 @@ fn numeric_value_size(vr: &[u8; 2]) -> Option<usize> {
 
 /// Length and header size of an explicit-VR element at `at`.
 fn explicit_length(bytes: &[u8], at: usize, big_endian: bool) -> Option<(usize, usize)> {
-    let vr: &[u8; 2] = bytes.get(at + 4..at + 6)?.try_into().ok()?;
+    let vr: &[u8; 2] = vr_at(bytes, at)?.try_into().ok()?;
     if SHORT_VRS.contains(&vr) {
-        Some((usize::from(read_u16(bytes, at + 6, big_endian)?), 8))
+        Some((
+            usize::from(read_u16(bytes, at.checked_add(6)?, big_endian)?),
+            8,
+        ))
     } else {
-        Some((read_u32(bytes, at + 8, big_endian)? as usize, 12))
+        Some((
+            read_u32(bytes, at.checked_add(8)?, big_endian)? as usize,
+            12,
+        ))
     }
 }
 
@@ -486,7 +519,7 @@ fn parse<'a>(
             // are read in place.
             let end = native_pixels
                 .as_ref()
-                .map_or(bytes.len(), |pixels| pixels.start - 8);
+                .map_or(bytes.len(), |pixels| pixels.start.saturating_sub(8));
             let object = InMemDicomObject::read_dataset_with_ts(
                 &bytes[..end],
                 &IMPLICIT_VR_LITTLE_ENDIAN.erased(),
@@ -597,18 +630,21 @@ fn header(
             format!("{samples} samples per pixel (a colour image, not a CT slice)"),
         ));
     }
-    let bits_allocated = int(obj, tags::BITS_ALLOCATED).unwrap_or(16) as u16;
-    if !matches!(bits_allocated, 8 | 16 | 32) {
+    let bits_allocated = int(obj, tags::BITS_ALLOCATED).unwrap_or(16);
+    let Ok(bits_allocated @ (8 | 16 | 32)) = u16::try_from(bits_allocated) else {
         return Err(ReadError::unsupported(
             name,
             format!("{bits_allocated} bits allocated per pixel"),
         ));
-    }
-    let bits_stored = (int(obj, tags::BITS_STORED).unwrap_or(i64::from(bits_allocated)) as u16)
-        .clamp(1, bits_allocated);
+    };
+    let bits_stored = int(obj, tags::BITS_STORED)
+        .unwrap_or(i64::from(bits_allocated))
+        .clamp(1, i64::from(bits_allocated));
+    let bits_stored = u16::try_from(bits_stored).unwrap_or(bits_allocated);
+    // Both in 1..=65535 (checked above).
     let layout = PixelLayout {
-        rows: rows as usize,
-        columns: columns as usize,
+        rows: usize::try_from(rows).unwrap_or(0),
+        columns: usize::try_from(columns).unwrap_or(0),
         bits_allocated,
         bits_stored,
         signed: int(obj, tags::PIXEL_REPRESENTATION) == Some(1),
@@ -690,13 +726,15 @@ fn header(
         }]
     } else {
         let shared_rescale = rescale(shared);
-        (0..frames as usize)
-            .map(|f| {
+        // 1..=100,000 frames (checked above).
+        (0..u32::try_from(frames).unwrap_or(0))
+            .map(|frame| {
+                let f = frame as usize;
                 let item = per_frame.get(f).copied();
                 let (slope, intercept) = rescale(item).or(shared_rescale).unwrap_or(top_rescale);
                 Plane {
                     file,
-                    frame: f as u32,
+                    frame,
                     position: in_group(
                         item,
                         tags::PLANE_POSITION_SEQUENCE,
@@ -704,7 +742,7 @@ fn header(
                     )
                     .as_deref()
                     .and_then(to3),
-                    instance: Some(f as i64),
+                    instance: Some(i64::from(frame)),
                     slope,
                     intercept,
                 }
@@ -799,7 +837,7 @@ pub(crate) fn read(
     }
     report(progress, Stage::Decoding, total, total)?;
     let (header, order) = stream.finish()?;
-    let slice_len = header.dims[0] * header.dims[1];
+    let slice_len = header.dims[0].saturating_mul(header.dims[1]);
     let mut voxels = slices.voxels;
     arrange_slices(&mut voxels, &slices.lengths, &order, slice_len)
         .map_err(|reason| ReadError::NoImage(format!("internal: {reason}")))?;
@@ -832,9 +870,14 @@ impl ArrivalSink for SliceBuffer {
             .reserve(voxels.saturating_sub(self.voxels.len()));
     }
     fn slice(&mut self, columns: usize, rows: usize) -> Result<&mut [i16], ReadError> {
-        let len = columns * rows;
+        let len = columns
+            .checked_mul(rows)
+            .and_then(|len| len.checked_add(self.voxels.len()).map(|_| len))
+            .ok_or_else(|| {
+                ReadError::NoImage(format!("{columns}×{rows} slices overflow memory"))
+            })?;
         let start = self.voxels.len();
-        self.voxels.resize(start + len, 0);
+        self.voxels.resize(start.saturating_add(len), 0);
         self.lengths.push(len);
         Ok(&mut self.voxels[start..])
     }
@@ -846,13 +889,19 @@ impl ArrivalSink for SliceBuffer {
 /// Rearranges, in place, slices laid end to end in arrival order (`lengths[i]` voxels each)
 /// so that `voxels` holds slice `order[0]`, then `order[1]`, … (each `slice_len` long); the
 /// slices not named are dropped. No second copy of the volume is ever made.
+// Every offset lies inside `voxels`, whose slice lengths add up to its length (checked
+// first, without overflow), so none of these sums or products can wrap.
+#[allow(clippy::arithmetic_side_effects)]
 pub fn arrange_slices(
     voxels: &mut Vec<i16>,
     lengths: &[usize],
     order: &[usize],
     slice_len: usize,
 ) -> Result<(), String> {
-    if lengths.iter().sum::<usize>() != voxels.len() {
+    let total = lengths
+        .iter()
+        .try_fold(0usize, |sum, &len| sum.checked_add(len));
+    if total != Some(voxels.len()) {
         return Err("slice lengths do not add up to the voxels".into());
     }
     let mut chosen = vec![usize::MAX; lengths.len()];
@@ -998,7 +1047,7 @@ impl DicomStream {
                         }
                     }
                     _ => {
-                        self.errors += 1;
+                        self.errors = self.errors.saturating_add(1);
                         self.first_error.get_or_insert(e);
                     }
                 }
@@ -1109,7 +1158,9 @@ impl DicomStream {
             .unwrap_or_default();
         ReadError::check_voxels(
             &first_name,
-            (layout.rows * layout.columns) as u64 * geometry.planes.len() as u64,
+            (layout.rows as u64)
+                .saturating_mul(layout.columns as u64)
+                .saturating_mul(geometry.planes.len() as u64),
             self.max_voxels,
         )?;
         let mut order = Vec::with_capacity(geometry.planes.len());
@@ -1120,9 +1171,9 @@ impl DicomStream {
                 Some(FileState::Decoded { first, clamped: c }) => {
                     // A multi-frame file's clamp count is counted once.
                     if counted.insert(plane.file) {
-                        clamped += c;
+                        clamped = clamped.saturating_add(*c);
                     }
-                    order.push(first + plane.frame as usize);
+                    order.push(first.saturating_add(plane.frame as usize));
                 }
                 Some(FileState::Failed(e)) => return Err(e.clone()),
                 Some(FileState::Later) | None => {
@@ -1189,7 +1240,7 @@ impl DicomStream {
                     files: 0,
                 });
                 group.planes.extend(h.planes.iter().cloned());
-                group.files += 1;
+                group.files = group.files.saturating_add(1);
                 self.names.insert(file, name.to_owned());
                 Some(h)
             }
@@ -1198,7 +1249,7 @@ impl DicomStream {
                 None
             }
             Err(e) => {
-                self.errors += 1;
+                self.errors = self.errors.saturating_add(1);
                 self.first_error.get_or_insert(e);
                 None
             }
@@ -1214,15 +1265,20 @@ impl DicomStream {
         h: &FileHeader,
         sink: &mut dyn ArrivalSink,
     ) -> Result<(), ReadError> {
-        let slice_len = h.layout.rows * h.layout.columns;
-        let voxels = slice_len as u64 * h.planes.len() as u64;
-        ReadError::check_voxels(name, self.decoded_voxels + voxels, self.max_voxels)?;
+        let slice_len = (h.layout.rows as u64).saturating_mul(h.layout.columns as u64);
+        let voxels = slice_len.saturating_mul(h.planes.len() as u64);
+        ReadError::check_voxels(
+            name,
+            self.decoded_voxels.saturating_add(voxels),
+            self.max_voxels,
+        )?;
         if self.decoded_voxels == 0 {
             // Most folders are one series of one frame per file.
             let files = self.total_files.max(1) as u64;
-            sink.expect(voxels.saturating_mul(files).min(self.max_voxels) as usize);
+            let expected = voxels.saturating_mul(files).min(self.max_voxels);
+            sink.expect(usize::try_from(expected).unwrap_or(usize::MAX));
         }
-        self.decoded_voxels += voxels;
+        self.decoded_voxels = self.decoded_voxels.saturating_add(voxels);
         let mut decoder = match FrameDecoder::new(parsed, name, &h.layout) {
             Ok(decoder) => decoder,
             Err(e) => {
@@ -1236,7 +1292,7 @@ impl DicomStream {
             let out = sink.slice(h.layout.columns, h.layout.rows)?;
             let decoded = decoder.decode(plane, out, &mut clamped);
             sink.done()?;
-            self.arrivals += 1;
+            self.arrivals = self.arrivals.saturating_add(1);
             if let Err(e) = decoded {
                 self.states.insert(file, FileState::Failed(e));
                 return Ok(());
@@ -1323,7 +1379,7 @@ fn arrange(group: &Group, warnings: &mut Vec<String>) -> Geometry {
     if planes.len() < before {
         warnings.push(format!(
             "{} slice(s) share a position with another and were dropped (duplicate positions)",
-            before - planes.len()
+            before.saturating_sub(planes.len())
         ));
     }
 
@@ -1367,7 +1423,7 @@ fn arrange(group: &Group, warnings: &mut Vec<String>) -> Geometry {
 
     let first = planes[0].position.unwrap_or([0.0; 3]);
     if planes.len() > 1 {
-        let last = planes[planes.len() - 1].position.unwrap_or([0.0; 3]);
+        let last = planes.last().and_then(|p| p.position).unwrap_or([0.0; 3]);
         let step = [last[0] - first[0], last[1] - first[1], last[2] - first[2]];
         let length = norm(step);
         if length > 1e-6 {
@@ -1436,8 +1492,8 @@ impl<'a> FrameDecoder<'a> {
                 "compressed pixel data without a file meta group",
             ));
         }
-        let columns = int(obj, tags::COLUMNS).unwrap_or(0) as usize;
-        let rows = int(obj, tags::ROWS).unwrap_or(0) as usize;
+        let size = |tag| usize::try_from(int(obj, tag).unwrap_or(0)).unwrap_or(0);
+        let (columns, rows) = (size(tags::COLUMNS), size(tags::ROWS));
         if (columns, rows) != (expected.columns, expected.rows) {
             return Err(ReadError::malformed(
                 name,
@@ -1467,7 +1523,7 @@ impl<'a> FrameDecoder<'a> {
             sequence.fragments(),
             sequence.offset_table(),
             frame as usize,
-            frames.max(1) as usize,
+            usize::try_from(frames.max(1)).unwrap_or(1),
         )
     }
 
@@ -1479,7 +1535,7 @@ impl<'a> FrameDecoder<'a> {
     ) -> Result<(), ReadError> {
         let per_frame = destination.len();
         let bytes_per_sample = usize::from(self.layout.bits_allocated / 8);
-        let frame_bytes = per_frame * bytes_per_sample;
+        let frame_bytes = per_frame.saturating_mul(bytes_per_sample);
         let rescale = Rescale::new(plane.slope, plane.intercept);
         if self.encapsulated && self.parsed.transfer_syntax() == RLE_LOSSLESS {
             // Our own RLE decoder: dicom-rs's panics on truncated segments (found by fuzzing),
@@ -1565,14 +1621,15 @@ impl<'a> FrameDecoder<'a> {
             let data = decoded.data();
             let bits = decoded.bits_allocated();
             let bytes = usize::from(bits / 8);
-            if data.len() < per_frame * bytes || bytes == 0 {
+            let wanted = per_frame.saturating_mul(bytes);
+            if data.len() < wanted || bytes == 0 {
                 return Err(ReadError::malformed(
                     self.name,
                     format!(
                         "frame {} decoded to {} bytes, expected {}",
                         plane.frame,
                         data.len(),
-                        per_frame * bytes
+                        wanted
                     ),
                 ));
             }
@@ -1581,7 +1638,7 @@ impl<'a> FrameDecoder<'a> {
                 ..self.layout.clone()
             };
             store(
-                &data[..per_frame * bytes],
+                &data[..wanted],
                 false,
                 &layout,
                 rescale,
@@ -1590,7 +1647,8 @@ impl<'a> FrameDecoder<'a> {
             );
             return Ok(());
         }
-        let start = plane.frame as usize * frame_bytes;
+        // Saturating: an offset past memory is past the data, and `get` then refuses it.
+        let start = (plane.frame as usize).saturating_mul(frame_bytes);
         let too_short = |have: usize| {
             ReadError::malformed(
                 self.name,
@@ -1604,7 +1662,7 @@ impl<'a> FrameDecoder<'a> {
         // One frame of pixel bytes as stored (in place, or as dicom-rs read them).
         let store_frame = |bytes: &[u8], big_endian, destination: &mut [i16], clamped: &mut u64| {
             let frame = bytes
-                .get(start..start + frame_bytes)
+                .get(start..start.saturating_add(frame_bytes))
                 .ok_or_else(|| too_short(bytes.len()))?;
             store(
                 frame,
@@ -1627,14 +1685,14 @@ impl<'a> FrameDecoder<'a> {
         match element.value() {
             Value::Primitive(PrimitiveValue::U16(words)) if bytes_per_sample == 2 => {
                 let words = words
-                    .get(start / 2..start / 2 + per_frame)
-                    .ok_or_else(|| too_short(words.len() * 2))?;
+                    .get(start / 2..(start / 2).saturating_add(per_frame))
+                    .ok_or_else(|| too_short(words.len().saturating_mul(2)))?;
                 store_words(words, &self.layout, rescale, destination, clamped);
             }
             Value::Primitive(PrimitiveValue::I16(words)) if bytes_per_sample == 2 => {
                 let words = words
-                    .get(start / 2..start / 2 + per_frame)
-                    .ok_or_else(|| too_short(words.len() * 2))?;
+                    .get(start / 2..(start / 2).saturating_add(per_frame))
+                    .ok_or_else(|| too_short(words.len().saturating_mul(2)))?;
                 let as_u16: Vec<u16> = words.iter().map(|&w| w as u16).collect();
                 store_words(&as_u16, &self.layout, rescale, destination, clamped);
             }
@@ -1697,7 +1755,9 @@ fn frame_bytes_of<'s, F: AsRef<[u8]>>(
     // Each fragment occupies an 8-byte item header plus its bytes after the first one.
     let (start, end) = (
         offset_table[frame] as u64,
-        offset_table.get(frame + 1).map_or(u64::MAX, |&e| e as u64),
+        offset_table
+            .get(frame.saturating_add(1))
+            .map_or(u64::MAX, |&e| u64::from(e)),
     );
     let mut at = 0u64;
     let mut first = None;
@@ -1705,9 +1765,11 @@ fn frame_bytes_of<'s, F: AsRef<[u8]>>(
     for (i, fragment) in fragments.iter().enumerate() {
         if at >= start && at < end {
             first.get_or_insert(i);
-            last = i + 1;
+            last = i.saturating_add(1);
         }
-        at += 8 + fragment.as_ref().len() as u64;
+        at = at
+            .saturating_add(8)
+            .saturating_add(fragment.as_ref().len() as u64);
     }
     match first {
         Some(first) => Ok(concat(&fragments[first..last])),
@@ -1742,16 +1804,20 @@ fn decode_jpeg2000(codestream: &[u8], columns: usize, rows: usize) -> Result<Vec
         ));
     };
     let samples = component.samples();
-    if samples.len() < columns * rows {
+    let pixels = columns.saturating_mul(rows);
+    if samples.len() < pixels {
         return Err(format!(
             "the JPEG 2000 image decoded to {} samples, expected {}",
             samples.len(),
-            columns * rows
+            pixels
         ));
     }
     // hayro adds the unsigned DC level shift 2^(precision − 1) to every component; a component
     // the codestream marks signed (Ssiz bit 7) was encoded without it, so it comes back off.
     let precision = u32::from(component.bit_depth()).clamp(1, 16);
+    // precision is 1..=16, so the shifts and the subtraction stay far inside i32; the float
+    // to int cast saturates, and the final cast keeps the two's-complement bits on purpose.
+    #[allow(clippy::arithmetic_side_effects, clippy::cast_possible_truncation)]
     let shift = if codestream_component_signed(codestream) {
         1i32 << (precision - 1)
     } else {
@@ -1759,8 +1825,10 @@ fn decode_jpeg2000(codestream: &[u8], columns: usize, rows: usize) -> Result<Vec
     };
     // Lossy streams overshoot the sample range a little; clamp as OpenJPEG does, or a value
     // just below zero would wrap to the top of the range.
+    #[allow(clippy::arithmetic_side_effects)]
     let max = (1i32 << precision) - 1;
-    Ok(samples[..columns * rows]
+    #[allow(clippy::arithmetic_side_effects, clippy::cast_possible_truncation)]
+    Ok(samples[..pixels]
         .iter()
         .map(|&v| ((v.round() as i32).clamp(0, max) - shift) as u16)
         .collect())
@@ -1772,7 +1840,7 @@ const HTJ2K_PREFIX: &str = "1.2.840.10008.1.2.4.20";
 /// Refuses a raw codestream whose SIZ marker claims another image size than the header.
 fn check_codestream_size(codestream: &[u8], columns: usize, rows: usize) -> Result<(), String> {
     let word = |at: usize| -> Option<u64> {
-        let b: [u8; 4] = codestream.get(at..at + 4)?.try_into().ok()?;
+        let b: [u8; 4] = codestream.get(at..)?.get(..4)?.try_into().ok()?;
         Some(u64::from(u32::from_be_bytes(b)))
     };
     // SOC, SIZ marker, Lsiz, Rsiz, then Xsiz, Ysiz, XOsiz, YOsiz.
@@ -1802,6 +1870,10 @@ fn codestream_component_signed(codestream: &[u8]) -> bool {
 /// Decodes one RLE Lossless frame (DICOM PS3.5 annex G) of single-sample pixels into
 /// little-endian samples: a 64-byte header of segment offsets, then one PackBits segment
 /// per byte plane, most significant first.
+// Offsets into the fragment are taken with `get` (a bad one fails the lookup); `at` stays
+// below the segment's length, `written` below `pixels`, runs are at most 128, and the
+// output's size is checked, so the arithmetic inside cannot wrap.
+#[allow(clippy::arithmetic_side_effects)]
 fn decode_rle(fragment: &[u8], pixels: usize, bytes_per_sample: usize) -> Result<Vec<u8>, String> {
     let word = |at: usize| {
         fragment
@@ -1818,7 +1890,10 @@ fn decode_rle(fragment: &[u8], pixels: usize, bytes_per_sample: usize) -> Result
         .map(|i| word(4 + 4 * i).unwrap_or(usize::MAX))
         .collect();
     offsets.push(fragment.len());
-    let mut out = vec![0u8; pixels * bytes_per_sample];
+    let size = pixels
+        .checked_mul(bytes_per_sample)
+        .ok_or("RLE frame larger than memory")?;
+    let mut out = vec![0u8; size];
     for segment in 0..segments {
         let (start, end) = (offsets[segment], offsets[segment + 1]);
         let data = fragment
@@ -1883,7 +1958,12 @@ impl Rescale {
             0.0
         };
         let integer_offset = (slope == 1.0 && intercept.fract() == 0.0 && intercept.abs() < 1e6)
-            .then_some(intercept as i32);
+            // |intercept| < 1e6 and integral: exact in i32.
+            .then_some({
+                #[allow(clippy::cast_possible_truncation)]
+                let offset = intercept as i32;
+                offset
+            });
         Self {
             slope,
             intercept,
@@ -1904,7 +1984,7 @@ struct SampleBits {
 impl SampleBits {
     fn new(layout: &PixelLayout) -> Self {
         Self {
-            shift: 32 - u32::from(layout.bits_stored).clamp(1, 32),
+            shift: 32u32.saturating_sub(u32::from(layout.bits_stored).clamp(1, 32)),
             signed: layout.signed,
         }
     }
@@ -1936,7 +2016,7 @@ fn store_samples(
     match rescale.integer_offset {
         // Two copies of the loop, each with the signedness fixed, so neither branches.
         Some(offset) if bits.signed => {
-            *clamped += offset_samples(
+            *clamped = clamped.saturating_add(offset_samples(
                 raw,
                 SampleBits {
                     signed: true,
@@ -1944,10 +2024,10 @@ fn store_samples(
                 },
                 offset,
                 out,
-            );
+            ));
         }
         Some(offset) => {
-            *clamped += offset_samples(
+            *clamped = clamped.saturating_add(offset_samples(
                 raw,
                 SampleBits {
                     signed: false,
@@ -1955,7 +2035,7 @@ fn store_samples(
                 },
                 offset,
                 out,
-            );
+            ));
         }
         None => {
             for (dst, r) in out.iter_mut().zip(raw) {
@@ -1981,8 +2061,13 @@ fn offset_samples(
         // At most 16 bits plus an offset under 1e6: no overflow.
         let v = bits.value(r).wrapping_add(offset);
         let kept = v.clamp(i32::from(i16::MIN), i32::from(i16::MAX));
-        outside += u32::from(kept != v);
-        *dst = kept as i16;
+        // A slice holds fewer than 2^32 samples (the voxel limit), so the count cannot wrap;
+        // wrapping_add keeps the loop free of branches.
+        outside = outside.wrapping_add(u32::from(kept != v));
+        // Clamped into the i16 range just above.
+        #[allow(clippy::cast_possible_truncation)]
+        let kept = kept as i16;
+        *dst = kept;
     }
     u64::from(outside)
 }
@@ -2056,6 +2141,8 @@ fn store(
 }
 
 #[cfg(test)]
+// Tests build small inputs of known size; the reader's rules are for untrusted bytes.
+#[allow(clippy::arithmetic_side_effects, clippy::cast_possible_truncation)]
 mod tests {
     use super::*;
 

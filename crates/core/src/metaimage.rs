@@ -1,10 +1,14 @@
 //! MetaImage (ITK): `.mhd` header with a `.raw` (or zlib `.zraw`) data file, or `.mha`
 //! with the data after the header. LUNA16 ships this format.
 
+// Lengths, offsets and counts here come from untrusted bytes, and wasm32 has a 32-bit
+// `usize`: every sum must be checked (or widened), every narrowing cast justified.
+#![deny(clippy::arithmetic_side_effects, clippy::cast_possible_truncation)]
+
 use std::io::Read;
 
 use crate::samples::{SampleType, convert};
-use crate::volume::{IDENTITY, norm};
+use crate::volume::{IDENTITY, norm, voxel_count};
 use crate::{
     FileSource, Format, IntensityUnits, Metadata, OpenOptions, ReadError, Volume, VolumeHeader,
 };
@@ -18,7 +22,8 @@ fn parse_header(bytes: &[u8], name: &str) -> Result<(Vec<(String, String)>, usiz
         let end = bytes[offset..]
             .iter()
             .position(|&b| b == b'\n')
-            .map(|p| offset + p + 1)
+            // Both below `bytes.len()`, so the sum cannot overflow.
+            .map(|p| offset.saturating_add(p).saturating_add(1))
             .unwrap_or(bytes.len());
         let line = std::str::from_utf8(&bytes[offset..end])
             .map_err(|_| ReadError::malformed(name, "MetaImage header is not text"))?
@@ -102,9 +107,12 @@ pub(crate) fn read(
     }
     let mut dims = [1usize; 3];
     for (d, v) in dims.iter_mut().zip(&dim_values) {
-        *d = *v as usize;
+        // A whole number in 1..=1e6 (checked above): exact in any usize.
+        #[allow(clippy::cast_possible_truncation)]
+        let size = *v as u32;
+        *d = size as usize;
     }
-    let voxels = dims.iter().map(|&d| d as u64).product::<u64>();
+    let voxels = voxel_count(dims);
     ReadError::check_voxels(name, voxels, options.max_voxels)?;
 
     let channels = get(&["ElementNumberOfChannels"])
@@ -160,17 +168,21 @@ pub(crate) fn read(
     let mut direction = IDENTITY;
     if let Some(v) = get(&["TransformMatrix", "Rotation", "Orientation"]) {
         let v = numbers(name, "TransformMatrix", v)?;
-        if v.len() != ndims * ndims {
+        // ndims is 2 or 3 (checked above), so these products and sums are tiny.
+        #[allow(clippy::arithmetic_side_effects)]
+        let squared = ndims * ndims;
+        if v.len() != squared {
             return Err(ReadError::malformed(
                 name,
                 format!(
                     "TransformMatrix has {} numbers, expected {}",
                     v.len(),
-                    ndims * ndims
+                    squared
                 ),
             ));
         }
         // MetaIO lists each axis' direction in turn; our matrix holds axes as columns.
+        #[allow(clippy::arithmetic_side_effects)]
         for axis in 0..ndims {
             let col: Vec<f64> = (0..ndims).map(|r| v[axis * ndims + r]).collect();
             let length = norm([col[0], col[1], *col.get(2).unwrap_or(&0.0)]);
@@ -201,26 +213,39 @@ pub(crate) fn read(
     } else {
         source.read_sibling(index, data_file)?
     };
-    let expected = voxels as usize * kind.size();
+    // In u64: up to 2^29 voxels of 8 bytes pass 2^32, which a 32-bit usize would wrap.
+    let expected = voxels.saturating_mul(kind.size() as u64);
     // Messages about the data file name it by the header's folder, as the user sees it.
     let data_name = if data_file.eq_ignore_ascii_case("LOCAL") {
         name.to_owned()
     } else {
-        let folder = &name[..name.len() - crate::source::base_name(name).len()];
+        let folder = name
+            .strip_suffix(crate::source::base_name(name))
+            .unwrap_or_default();
         format!("{folder}{}", crate::source::base_name(data_file))
     };
     let raw: std::borrow::Cow<'_, [u8]> = if compressed {
-        let mut inflated = Vec::with_capacity(expected);
+        // No more than the compressed bytes could inflate to (zlib stays under 1032:1): a
+        // header that claims gigabytes must not make a browser grow its memory that far.
+        let plausible = (data.len() as u64).saturating_mul(1032);
+        let mut inflated = Vec::new();
+        inflated
+            .try_reserve(usize::try_from(expected.min(plausible)).unwrap_or(usize::MAX))
+            .map_err(|_| {
+                ReadError::unsupported(name, format!("{expected} bytes do not fit in memory here"))
+            })?;
         flate2::read::ZlibDecoder::new(data.as_ref())
-            .take(expected as u64 + 1)
+            .take(expected.saturating_add(1))
             .read_to_end(&mut inflated)
             .map_err(|e| ReadError::malformed(&data_name, format!("zlib data is corrupt ({e})")))?;
         std::borrow::Cow::Owned(inflated)
     } else {
         let skip = if header_size == -1 {
-            data.len().saturating_sub(expected)
+            data.len()
+                .saturating_sub(usize::try_from(expected).unwrap_or(usize::MAX))
         } else {
-            header_size.max(0) as usize
+            // Past the end of memory is past the end of the data: nothing is left.
+            usize::try_from(header_size.max(0)).unwrap_or(usize::MAX)
         };
         match data {
             std::borrow::Cow::Borrowed(b) => {
@@ -232,7 +257,8 @@ pub(crate) fn read(
             }
         }
     };
-    if raw.len() < expected {
+    let raw_bytes = raw.len() as u64;
+    if raw_bytes < expected {
         return Err(ReadError::malformed(
             &data_name,
             format!(
@@ -245,13 +271,15 @@ pub(crate) fn read(
             ),
         ));
     }
-    if raw.len() > expected {
+    if raw_bytes > expected {
         warnings.push(format!(
             "{data_name} has {} bytes more than the header describes; they were ignored",
-            raw.len() - expected
+            raw_bytes.saturating_sub(expected)
         ));
     }
-    let (voxels, clip) = convert(&raw, kind, big_endian, voxels as usize, 1.0, 0.0);
+    // At most `raw.len()` / sample size (checked above), so it fits.
+    let count = usize::try_from(voxels).unwrap_or(usize::MAX);
+    let (voxels, clip) = convert(&raw, kind, big_endian, count, 1.0, 0.0);
     warnings.extend(clip);
     let modality = get(&["Modality"]).map(|m| m.trim_start_matches("MET_MOD_").to_owned());
     if modality.is_none() {

@@ -1,10 +1,14 @@
 //! NIfTI-1 (`.nii`, `.nii.gz`): the sform, else the qform, mapped from RAS to LPS.
 
+// Lengths, offsets and counts here come from untrusted bytes, and wasm32 has a 32-bit
+// `usize`: every sum must be checked (or widened), every narrowing cast justified.
+#![deny(clippy::arithmetic_side_effects, clippy::cast_possible_truncation)]
+
 use std::io::Read;
 
 use crate::samples::{SampleType, convert};
 use crate::source::lower_name;
-use crate::volume::{direction_from_axes, norm};
+use crate::volume::{direction_from_axes, norm, voxel_count};
 use crate::{
     FileSource, Format, IntensityUnits, Metadata, OpenOptions, ReadError, Volume, VolumeHeader,
 };
@@ -14,7 +18,7 @@ const HEADER_SIZE: usize = 348;
 struct Header {
     big_endian: bool,
     dims: [usize; 3],
-    extra_volumes: usize,
+    extra_volumes: u64,
     kind: SampleType,
     pixdim: [f32; 8],
     vox_offset: usize,
@@ -32,8 +36,16 @@ struct Fields<'a> {
 }
 
 impl Fields<'_> {
+    /// `N` bytes at `at` of the header (whose length is checked first; zeros past its end).
+    fn array<const N: usize>(&self, at: usize) -> [u8; N] {
+        self.bytes
+            .get(at..)
+            .and_then(|b| b.get(..N))
+            .and_then(|b| b.try_into().ok())
+            .unwrap_or([0; N])
+    }
     fn i16(&self, at: usize) -> i16 {
-        let b = [self.bytes[at], self.bytes[at + 1]];
+        let b = self.array(at);
         if self.big_endian {
             i16::from_be_bytes(b)
         } else {
@@ -41,12 +53,7 @@ impl Fields<'_> {
         }
     }
     fn f32(&self, at: usize) -> f32 {
-        let b = [
-            self.bytes[at],
-            self.bytes[at + 1],
-            self.bytes[at + 2],
-            self.bytes[at + 3],
-        ];
+        let b = self.array(at);
         if self.big_endian {
             f32::from_be_bytes(b)
         } else {
@@ -55,6 +62,8 @@ impl Fields<'_> {
     }
 }
 
+// Field offsets are constants plus indices below 8, all inside the 348-byte header.
+#[allow(clippy::arithmetic_side_effects)]
 fn parse_header(bytes: &[u8], name: &str) -> Result<Header, ReadError> {
     if bytes.len() < HEADER_SIZE {
         return Err(ReadError::malformed(
@@ -118,8 +127,14 @@ fn parse_header(bytes: &[u8], name: &str) -> Result<Header, ReadError> {
             format!("non-positive size in dim {dim:?}"),
         ));
     }
-    let dims = [dim[0] as usize, dim[1] as usize, dim[2] as usize];
-    let extra_volumes = dim[3..].iter().map(|&d| d as usize).product::<usize>() - 1;
+    // Each size is 1..=32767 (checked above), so it fits any usize; their product may not
+    // (four of them pass 2^32), hence u64, saturating.
+    let [nx, ny, nz] = [dim[0], dim[1], dim[2]].map(|d| usize::from(d.unsigned_abs()));
+    let dims = [nx, ny, nz];
+    let extra_volumes = dim[3..]
+        .iter()
+        .fold(1u64, |n, &d| n.saturating_mul(u64::from(d.unsigned_abs())))
+        .saturating_sub(1);
     let kind = match f.i16(70) {
         2 => SampleType::U8,
         4 => SampleType::I16,
@@ -156,7 +171,9 @@ fn parse_header(bytes: &[u8], name: &str) -> Result<Header, ReadError> {
         extra_volumes,
         kind,
         pixdim,
-        vox_offset: (vox_offset as usize).max(HEADER_SIZE),
+        // Finite and below 1e9 (checked above): it fits a u32, so any usize.
+        #[allow(clippy::cast_possible_truncation)]
+        vox_offset: (vox_offset as u32 as usize).max(HEADER_SIZE),
         slope,
         intercept,
         qform_code: f.i16(252),
@@ -215,6 +232,11 @@ fn affine(h: &Header, warnings: &mut Vec<String>) -> [[f64; 4]; 3] {
     ]
 }
 
+/// The bytes a single-file NIfTI of `voxels` needs: the header and offset, then the data.
+fn header_and_data_bytes(header: &Header, voxels: u64) -> u64 {
+    (header.vox_offset as u64).saturating_add(voxels.saturating_mul(header.kind.size() as u64))
+}
+
 pub(crate) fn read(
     source: &dyn FileSource,
     index: usize,
@@ -234,13 +256,22 @@ pub(crate) fn read(
             ReadError::malformed(name, format!("gzip data is corrupt or too short ({e})"))
         })?;
         let header = parse_header(&head, name)?;
-        let voxels = header.dims.iter().map(|&d| d as u64).product::<u64>();
+        let voxels = voxel_count(header.dims);
         ReadError::check_voxels(name, voxels, options.max_voxels)?;
-        let wanted = header.vox_offset as u64 + voxels * header.kind.size() as u64;
-        inflated.reserve(wanted as usize);
+        let wanted = header_and_data_bytes(&header, voxels);
+        // Reserve no more than the compressed bytes could inflate to (deflate stays under
+        // 1032:1): a header that claims gigabytes must not make a browser try to grow its
+        // memory that far before the data runs out.
+        let plausible = u64::try_from(file.len())
+            .unwrap_or(u64::MAX)
+            .saturating_mul(1032);
+        let reserve = usize::try_from(wanted.min(plausible)).unwrap_or(usize::MAX);
+        inflated.try_reserve(reserve).map_err(|_| {
+            ReadError::unsupported(name, format!("{wanted} bytes do not fit in memory here"))
+        })?;
         inflated.extend_from_slice(&head);
         decoder
-            .take(wanted - HEADER_SIZE as u64)
+            .take(wanted.saturating_sub(HEADER_SIZE as u64))
             .read_to_end(&mut inflated)
             .map_err(|e| ReadError::malformed(name, format!("gzip data is corrupt ({e})")))?;
         &inflated
@@ -248,11 +279,12 @@ pub(crate) fn read(
         &file
     };
     let header = parse_header(bytes, name)?;
-    let voxels = header.dims.iter().map(|&d| d as u64).product::<u64>();
+    let voxels = voxel_count(header.dims);
     ReadError::check_voxels(name, voxels, options.max_voxels)?;
-    let needed = voxels as usize * header.kind.size();
+    // In u64: up to 2^29 voxels of 8 bytes pass 2^32, which a 32-bit usize would wrap.
+    let needed = voxels.saturating_mul(header.kind.size() as u64);
     let data = bytes.get(header.vox_offset..).unwrap_or(&[]);
-    if data.len() < needed {
+    if (data.len() as u64) < needed {
         return Err(ReadError::malformed(
             name,
             format!(
@@ -297,7 +329,8 @@ pub(crate) fn read(
         data,
         header.kind,
         header.big_endian,
-        voxels as usize,
+        // At most `data.len()` / sample size (checked above), so it fits.
+        usize::try_from(voxels).unwrap_or(usize::MAX),
         header.slope,
         header.intercept,
     );

@@ -1,5 +1,9 @@
 //! Typed raw sample arrays (MetaImage, NIfTI) converted to int16 with a linear rescale.
 
+// Lengths, offsets and counts here come from untrusted bytes, and wasm32 has a 32-bit
+// `usize`: every sum must be checked (or widened), every narrowing cast justified.
+#![deny(clippy::arithmetic_side_effects, clippy::cast_possible_truncation)]
+
 use crate::volume::{clamp_i16, clamp_warning};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -2,6 +2,10 @@
 //! They carry neither spacing nor HU: the spacing comes from the user, and the volume is
 //! marked as grey levels so nothing downstream mistakes it for HU.
 
+// Lengths, offsets and counts here come from untrusted bytes, and wasm32 has a 32-bit
+// `usize`: every sum must be checked (or widened), every narrowing cast justified.
+#![deny(clippy::arithmetic_side_effects, clippy::cast_possible_truncation)]
+
 use std::cmp::Ordering;
 use std::io::Cursor;
 
@@ -97,12 +101,15 @@ pub(crate) fn read(
         let (w, h) = reader(&bytes, name, u64::MAX)?
             .into_dimensions()
             .map_err(|e| ReadError::malformed(name, format!("unreadable image header ({e})")))?;
+        // In u64: a header may claim 65536 × 65536, whose product wraps a 32-bit usize.
+        let pixels = u64::from(w).saturating_mul(u64::from(h));
         let (w, h) = (w as usize, h as usize);
         if slot == 0 {
             dims = [w, h, order.len()];
-            let total = (w * h) as u64 * order.len() as u64;
+            let total = pixels.saturating_mul(order.len() as u64);
             ReadError::check_voxels(name, total, options.max_voxels)?;
-            voxels.reserve_exact(total as usize);
+            // Within the voxel limit (checked), so it fits.
+            voxels.reserve_exact(usize::try_from(total).unwrap_or(0));
         } else if (w, h) != (dims[0], dims[1]) {
             return Err(ReadError::malformed(
                 name,
@@ -110,11 +117,11 @@ pub(crate) fn read(
             ));
         }
         // 16-bit RGBA is the largest layout a decoder may allocate for this size.
-        let image = reader(&bytes, name, (w * h * 8) as u64 + 4096)?
+        let image = reader(&bytes, name, pixels.saturating_mul(8).saturating_add(4096))?
             .decode()
             .map_err(|e| ReadError::malformed(name, format!("image data is corrupt ({e})")))?;
         if image.color().has_color() {
-            colour += 1;
+            colour = colour.saturating_add(1);
         }
         match image {
             image::DynamicImage::ImageLuma16(_)
@@ -123,7 +130,7 @@ pub(crate) fn read(
             | image::DynamicImage::ImageRgba16(_) => {
                 for v in image.into_luma16().into_raw() {
                     if v > i16::MAX as u16 {
-                        clipped += 1;
+                        clipped = clipped.saturating_add(1);
                     }
                     voxels.push(v.min(i16::MAX as u16) as i16);
                 }

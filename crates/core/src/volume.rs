@@ -376,6 +376,12 @@ pub(crate) fn clamp_warning(clamped: u64) -> Option<String> {
         .then(|| format!("{clamped} voxel values fell outside the int16 range and were clipped"))
 }
 
+/// Voxels of `dims` in u64, saturating: compared with the limit before anything is
+/// allocated, so it must not wrap where `usize` has 32 bits.
+pub(crate) fn voxel_count(dims: [usize; 3]) -> u64 {
+    dims.iter().fold(1u64, |n, &d| n.saturating_mul(d as u64))
+}
+
 pub(crate) fn cross(a: [f64; 3], b: [f64; 3]) -> [f64; 3] {
     [
         a[1] * b[2] - a[2] * b[1],

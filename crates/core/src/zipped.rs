@@ -1,5 +1,9 @@
 //! Zip archives (a zipped DICOM folder, or a zipped `.mhd`+`.raw` pair).
 
+// Lengths, offsets and counts here come from untrusted bytes, and wasm32 has a 32-bit
+// `usize`: every sum must be checked (or widened), every narrowing cast justified.
+#![deny(clippy::arithmetic_side_effects, clippy::cast_possible_truncation)]
+
 use std::io::{Cursor, Read};
 
 use crate::source::base_name;
