@@ -3,7 +3,7 @@
 //! on committed fixtures, must give the same volume.
 #![cfg(target_arch = "wasm32")]
 
-use nodulens_core::{MemoryFiles, OpenOptions, ReadError, open};
+use nodulens_core::{FileSource, MemoryFiles, OpenOptions, ReadError, open};
 use wasm_bindgen_test::{wasm_bindgen_test, wasm_bindgen_test_configure};
 
 wasm_bindgen_test_configure!(run_in_browser);
@@ -88,6 +88,163 @@ fn nifti_metaimage_and_zip_decode_in_the_browser() {
     .expect("mhd");
     let zip = series(vec![fixture!("dicom/series.zip")]).expect("zip");
     assert!(nifti.voxels() == mhd.voxels() && mhd.voxels() == zip.voxels());
+}
+
+/// One case of `tests/malformed`: its name and its files (a folder's, in name order).
+type Case = (&'static str, Vec<(String, Vec<u8>)>);
+
+macro_rules! case {
+    ($name:literal) => {
+        (
+            $name,
+            vec![(
+                $name.to_string(),
+                include_bytes!(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/malformed/", $name)).to_vec(),
+            )],
+        )
+    };
+    ($name:literal, [$($file:literal),+]) => {
+        (
+            $name,
+            vec![$((
+                concat!($name, "/", $file).to_string(),
+                include_bytes!(concat!(
+                    env!("CARGO_MANIFEST_DIR"),
+                    "/tests/malformed/",
+                    $name,
+                    "/",
+                    $file
+                ))
+                .to_vec(),
+            )),+],
+        )
+    };
+}
+
+/// Every case of `tests/malformed/expected.json` (`crates/core/tests/malformed.rs` checks
+/// natively that this list names them all).
+fn malformed_corpus() -> Vec<Case> {
+    vec![
+        case!("colour_photo.dcm"),
+        case!("fuzz_bare_delimiter_length.dcm"),
+        case!("fuzz_bare_huge_length.dcm"),
+        case!("fuzz_bare_partial_value.dcm"),
+        case!("fuzz_deflated_huge_length.dcm"),
+        case!("fuzz_deflated_meta_off_group.dcm"),
+        case!("fuzz_explicit_item_tag_length.dcm"),
+        case!("fuzz_jpeg2000_fragment.dcm"),
+        case!("fuzz_jpeg2000_panic.dcm"),
+        case!("fuzz_jpeg2000_size_claim.dcm"),
+        case!("fuzz_nested_huge_length.dcm"),
+        case!("fuzz_rle_truncated_segment.dcm"),
+        case!("fuzz_unknown_vr_length.dcm"),
+        case!("huge_dims.dcm"),
+        case!("jpegls.dcm"),
+        case!("mha_truncated.mha"),
+        case!("mhd_bad_type.mhd"),
+        case!("mhd_huge_dims.mhd"),
+        case!("mhd_missing_raw", ["scan.mhd"]),
+        case!("mhd_no_datafile.mhd"),
+        case!("mhd_short_raw", ["scan.mhd", "short.raw"]),
+        case!("mhd_zraw_corrupt", ["scan.mhd", "scan.zraw"]),
+        case!(
+            "mixed_series",
+            [
+                "IM0.dcm", "IM1.dcm", "IM2.dcm", "IM3.dcm", "IM4.dcm", "IM5.dcm"
+            ]
+        ),
+        case!("nifti2.nii"),
+        case!("nifti_bad_magic.nii"),
+        case!("nifti_bomb.nii.gz"),
+        case!("nifti_header_only.nii"),
+        case!("nifti_not_gzip.nii.gz"),
+        case!("nifti_truncated.nii"),
+        case!("no_pixel_data.dcm"),
+        case!("png_bomb.png"),
+        case!("png_mismatched", ["a1.png", "a2.png"]),
+        case!("png_truncated.png"),
+        case!("raw_without_header.raw"),
+        case!("text_named_dcm.dcm"),
+        case!("truncated_header.dcm"),
+        case!("truncated_pixels.dcm"),
+        case!("unknown_transfer_syntax.dcm"),
+        case!("wrap32_element_length.dcm"),
+        case!("wrap32_meta_length.dcm"),
+        case!("wrap32_mha_4gib.mha"),
+        case!("wrap32_nifti_4gib.nii"),
+        case!("wrap32_png_65536.png"),
+        case!("wrong_transfer_syntax.dcm"),
+        case!("zero_length.dcm"),
+        case!("zip_truncated.zip"),
+        case!("zip_without_images.zip"),
+    ]
+}
+
+/// What the decode worker ends with for `files`, through its own entry points: `begin_open`,
+/// then, for DICOM, every file given to a `DicomStream` in order, the late ones, `finish`.
+/// The warnings of the header it would send, or the error message it would show.
+fn open_as_the_worker_does(files: Vec<(String, Vec<u8>)>) -> Result<Vec<String>, String> {
+    use nodulens_core::dicom::SliceBuffer;
+    let source = MemoryFiles::new(files);
+    let opening = nodulens_core::begin_open(&source, &OpenOptions::default(), &mut |_| true)
+        .map_err(|e| e.to_string())?;
+    match opening {
+        nodulens_core::Opening::Decoded(volume) => Ok(volume.warnings().to_vec()),
+        nodulens_core::Opening::Dicom(mut stream) => {
+            let mut sink = SliceBuffer::default();
+            for file in 0..source.count() {
+                let bytes = source.read(file).map_err(|e| e.to_string())?;
+                stream
+                    .add_file(file, source.name(file), &bytes, &mut sink)
+                    .map_err(|e| e.to_string())?;
+            }
+            for file in stream.files_to_decode_late().map_err(|e| e.to_string())? {
+                let bytes = source.read(file).map_err(|e| e.to_string())?;
+                stream
+                    .decode_late(file, source.name(file), &bytes, &mut sink)
+                    .map_err(|e| e.to_string())?;
+            }
+            let (header, _order) = stream.finish().map_err(|e| e.to_string())?;
+            Ok(header.warnings)
+        }
+    }
+}
+
+/// The hostile-input corpus in the browser, where `usize` has 32 bits: every case gives the
+/// error (or warning) `expected.json` names, as natively. A case that hangs never returns,
+/// so each is logged before it runs (the runner's timeout then names it), and each must
+/// finish within 10 s (a hang guard, not a speed check).
+#[wasm_bindgen_test]
+fn malformed_corpus_gives_the_native_messages_in_the_browser() {
+    let expected: serde_json::Map<String, serde_json::Value> = serde_json::from_str(include_str!(
+        concat!(env!("CARGO_MANIFEST_DIR"), "/tests/malformed/expected.json")
+    ))
+    .expect("expected.json");
+    let corpus = malformed_corpus();
+    assert_eq!(corpus.len(), expected.len(), "every case is in the list");
+    let now = || js_sys::Date::now();
+    let mut failures = Vec::new();
+    for (name, files) in corpus {
+        wasm_bindgen_test::console_log!("malformed case {name}");
+        let want = &expected[name];
+        let started = now();
+        let outcome = open_as_the_worker_does(files);
+        let seconds = (now() - started) / 1000.0;
+        if seconds > 10.0 {
+            failures.push(format!("{name}: took {seconds:.1} s"));
+        }
+        match (
+            want.get("error").and_then(|v| v.as_str()),
+            want.get("warning").and_then(|v| v.as_str()),
+            outcome,
+        ) {
+            (Some(error), _, Err(message)) if message.contains(error) => {}
+            (None, Some(warning), Ok(warnings)) if warnings.iter().any(|w| w.contains(warning)) => {
+            }
+            (_, _, other) => failures.push(format!("{name}: expected {want}, got {other:?}")),
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
 /// The shipped models in the browser, on the CPU and on WebGPU, against the probabilities

@@ -53,3 +53,22 @@ fn every_malformed_input_gives_its_expected_message() {
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
+
+/// The browser runs the same corpus (`tests/web.rs`, which embeds each file): a case added
+/// here must be added there too, or the browser would never see it.
+#[test]
+fn the_browser_test_embeds_every_case() {
+    let root = common::repo();
+    let web = std::fs::read_to_string(root.join("tests/web.rs")).expect("tests/web.rs");
+    // rustfmt may break a long `case!(…)` over lines.
+    let web: String = web.split_whitespace().collect();
+    let expected: serde_json::Map<String, serde_json::Value> = serde_json::from_str(
+        &std::fs::read_to_string(root.join("tests/malformed/expected.json")).expect("json"),
+    )
+    .expect("json");
+    let missing: Vec<&String> = expected
+        .keys()
+        .filter(|name| !web.contains(&format!("case!(\"{name}\"")))
+        .collect();
+    assert!(missing.is_empty(), "not in tests/web.rs: {missing:?}");
+}

@@ -16,9 +16,16 @@ pub fn open_paths(paths: &[PathBuf]) -> Result<Volume, ReadError> {
 }
 
 /// `../shared/data`, where CI and developers have the real data; `None` in a user's clone.
+/// Under CI (`CI=true`) its absence is a failure, never a silent pass.
 pub fn shared_data() -> Option<PathBuf> {
     let dir = repo().join("../shared/data");
-    dir.join("README.md").exists().then_some(dir)
+    let present = dir.join("README.md").exists();
+    assert!(
+        present || std::env::var("CI").as_deref() != Ok("true"),
+        "CI=true but {} is missing: the shared-data tests cannot run",
+        dir.display()
+    );
+    present.then_some(dir)
 }
 
 /// Unpacks a shared scan's DICOM once into `target/test-scans/<scan>/dicom`.
