@@ -7,7 +7,7 @@
 
 use std::io::Read;
 
-use crate::samples::{SampleType, convert};
+use crate::samples::{SampleType, convert, inflate_buffer};
 use crate::volume::{IDENTITY, norm, voxel_count};
 use crate::{
     FileSource, Format, IntensityUnits, Metadata, OpenOptions, ReadError, Volume, VolumeHeader,
@@ -225,15 +225,7 @@ pub(crate) fn read(
         format!("{folder}{}", crate::source::base_name(data_file))
     };
     let raw: std::borrow::Cow<'_, [u8]> = if compressed {
-        // No more than the compressed bytes could inflate to (zlib stays under 1032:1): a
-        // header that claims gigabytes must not make a browser grow its memory that far.
-        let plausible = (data.len() as u64).saturating_mul(1032);
-        let mut inflated = Vec::new();
-        inflated
-            .try_reserve(usize::try_from(expected.min(plausible)).unwrap_or(usize::MAX))
-            .map_err(|_| {
-                ReadError::unsupported(name, format!("{expected} bytes do not fit in memory here"))
-            })?;
+        let mut inflated = inflate_buffer(name, data.len(), expected)?;
         flate2::read::ZlibDecoder::new(data.as_ref())
             .take(expected.saturating_add(1))
             .read_to_end(&mut inflated)

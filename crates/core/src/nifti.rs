@@ -6,7 +6,7 @@
 
 use std::io::Read;
 
-use crate::samples::{SampleType, convert};
+use crate::samples::{SampleType, convert, inflate_buffer};
 use crate::source::lower_name;
 use crate::volume::{direction_from_axes, norm, voxel_count};
 use crate::{
@@ -248,7 +248,7 @@ pub(crate) fn read(
     // A web server may have inflated the file in transit (Content-Encoding: gzip): accept it.
     let inflated_in_transit = !gzipped && lower_name(name).ends_with(".gz");
     // Inflate only as much as the header says exists: a gzip bomb stops at the limit.
-    let mut inflated = Vec::new();
+    let mut inflated;
     let bytes: &[u8] = if gzipped {
         let mut decoder = flate2::read::MultiGzDecoder::new(file.as_ref());
         let mut head = vec![0u8; HEADER_SIZE];
@@ -259,16 +259,7 @@ pub(crate) fn read(
         let voxels = voxel_count(header.dims);
         ReadError::check_voxels(name, voxels, options.max_voxels)?;
         let wanted = header_and_data_bytes(&header, voxels);
-        // Reserve no more than the compressed bytes could inflate to (deflate stays under
-        // 1032:1): a header that claims gigabytes must not make a browser try to grow its
-        // memory that far before the data runs out.
-        let plausible = u64::try_from(file.len())
-            .unwrap_or(u64::MAX)
-            .saturating_mul(1032);
-        let reserve = usize::try_from(wanted.min(plausible)).unwrap_or(usize::MAX);
-        inflated.try_reserve(reserve).map_err(|_| {
-            ReadError::unsupported(name, format!("{wanted} bytes do not fit in memory here"))
-        })?;
+        inflated = inflate_buffer(name, file.len(), wanted)?;
         inflated.extend_from_slice(&head);
         decoder
             .take(wanted.saturating_sub(HEADER_SIZE as u64))

@@ -29,6 +29,27 @@ impl SampleType {
     }
 }
 
+/// An empty buffer for inflating `compressed_len` bytes that a header says hold `claimed`
+/// bytes: reserved for no more than they could inflate to (deflate stays under 1032:1), so a
+/// header that claims gigabytes does not make a browser grow its memory that far.
+pub(crate) fn inflate_buffer(
+    name: &str,
+    compressed_len: usize,
+    claimed: u64,
+) -> Result<Vec<u8>, crate::ReadError> {
+    let plausible = (compressed_len as u64).saturating_mul(1032);
+    let mut buffer = Vec::new();
+    buffer
+        .try_reserve(usize::try_from(claimed.min(plausible)).unwrap_or(usize::MAX))
+        .map_err(|_| {
+            crate::ReadError::unsupported(
+                name,
+                format!("{claimed} bytes do not fit in memory here"),
+            )
+        })?;
+    Ok(buffer)
+}
+
 /// Converts `count` samples to int16 as `value * slope + intercept`, returning the
 /// voxels and a warning when some had to be clipped.
 pub(crate) fn convert(
