@@ -9,9 +9,9 @@
 //! A scan arrives as `Expect` (a size hint), `Slices` (decoded slices in the order the
 //! worker decoded them), then `Finished` (the header, and which arrival goes in which slot):
 //! the worker hands each slice on as it decodes it, so the volume is only ever whole in the
-//! UI, which puts the slices in place there ([`nodulens_core::dicom::arrange_slices`]).
+//! UI, which puts the slices in place there ([`nodulens_core::slices::arrange_slices`]).
 
-use nodulens_core::dicom::arrange_slices;
+use nodulens_core::slices::arrange_slices;
 use nodulens_core::{Progress, RunningStatistics, Stage, Statistics, Volume, VolumeHeader};
 use serde::{Deserialize, Serialize};
 
@@ -443,7 +443,10 @@ mod tests {
                 direction: [1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0],
                 units: nodulens_core::IntensityUnits::Hounsfield,
                 metadata: nodulens_core::Metadata::default(),
-                warnings: vec!["from the header".into()],
+                warnings: vec![nodulens_core::Warning::new(
+                    nodulens_core::WarningKind::Other,
+                    "from the header",
+                )],
             },
             (0..12).map(|v| v * 100 - 600).collect(),
         )

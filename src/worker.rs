@@ -15,7 +15,8 @@ use std::collections::{BTreeMap, VecDeque};
 use std::rc::Rc;
 
 use js_sys::{ArrayBuffer, Int16Array, Object, Reflect, Uint8Array};
-use nodulens_core::dicom::{Added, ArrivalSink, DicomStream};
+use nodulens_core::dicom::{Added, DicomStream};
+use nodulens_core::slices::ArrivalSink;
 use nodulens_core::{FileSource, MemoryFiles, OpenOptions, Opening, ReadError, Volume};
 use wasm_bindgen::JsCast;
 use wasm_bindgen::prelude::*;

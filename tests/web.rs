@@ -184,12 +184,16 @@ fn malformed_corpus() -> Vec<Case> {
 /// then, for DICOM, every file given to a `DicomStream` in order, the late ones, `finish`.
 /// The warnings of the header it would send, or the error message it would show.
 fn open_as_the_worker_does(files: Vec<(String, Vec<u8>)>) -> Result<Vec<String>, String> {
-    use nodulens_core::dicom::SliceBuffer;
+    use nodulens_core::slices::SliceBuffer;
     let source = MemoryFiles::new(files);
     let opening = nodulens_core::begin_open(&source, &OpenOptions::default(), &mut |_| true)
         .map_err(|e| e.to_string())?;
     match opening {
-        nodulens_core::Opening::Decoded(volume) => Ok(volume.warnings().to_vec()),
+        nodulens_core::Opening::Decoded(volume) => Ok(volume
+            .warnings()
+            .iter()
+            .map(|w| w.message.clone())
+            .collect()),
         nodulens_core::Opening::Dicom(mut stream) => {
             let mut sink = SliceBuffer::default();
             for file in 0..source.count() {
@@ -205,7 +209,7 @@ fn open_as_the_worker_does(files: Vec<(String, Vec<u8>)>) -> Result<Vec<String>,
                     .map_err(|e| e.to_string())?;
             }
             let (header, _order) = stream.finish().map_err(|e| e.to_string())?;
-            Ok(header.warnings)
+            Ok(header.warnings.into_iter().map(|w| w.message).collect())
         }
     }
 }

@@ -8,25 +8,26 @@
 //! the format: DICOM (files, folders, zips, multi-frame), MetaImage (`.mhd`+`.raw`/`.zraw`,
 //! `.mha`), NIfTI-1 (`.nii`, `.nii.gz`) or a PNG/JPEG slice stack.
 
-mod detect;
 pub mod dicom;
 mod error;
 pub mod metaimage;
 pub mod nifti;
+mod open;
 pub mod preprocess;
 mod samples;
+pub mod slices;
 mod source;
 pub mod stack;
 pub mod view;
 mod volume;
 mod zipped;
 
-pub use detect::{OpenOptions, Opening, Progress, ProgressFn, Stage, begin_open, open};
 pub use error::ReadError;
+pub use open::{OpenOptions, Opening, Progress, ProgressFn, Stage, begin_open, open};
 #[cfg(not(target_arch = "wasm32"))]
 pub use source::DiskFiles;
 pub use source::{FileSource, MemoryFiles};
 pub use volume::{
-    Format, IntensityUnits, MAX_VOXELS, Metadata, RunningStatistics, Statistics, Volume,
-    VolumeError, VolumeHeader,
+    Format, IntensityUnits, MAX_VOXELS, Metadata, Patient, RunningStatistics, SliceSource,
+    Statistics, Volume, VolumeError, VolumeHeader, Warning, WarningKind,
 };

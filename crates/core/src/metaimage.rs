@@ -12,6 +12,7 @@ use crate::volume::{IDENTITY, norm, voxel_count};
 use crate::{
     FileSource, Format, IntensityUnits, Metadata, OpenOptions, ReadError, Volume, VolumeHeader,
 };
+use crate::{Warning, WarningKind};
 
 /// The header as key/value pairs in file order, and where the header ends.
 fn parse_header(bytes: &[u8], name: &str) -> Result<(Vec<(String, String)>, usize), ReadError> {
@@ -156,7 +157,10 @@ pub(crate) fn read(
                 format!("ElementSpacing {v:?} is not {ndims} positive numbers"),
             ));
         }
-        None => warnings.push("no ElementSpacing: 1 mm voxels assumed".to_owned()),
+        None => warnings.push(Warning::new(
+            WarningKind::AssumedGeometry,
+            "no ElementSpacing: 1 mm voxels assumed".to_owned(),
+        )),
     }
     let mut origin = [0.0; 3];
     if let Some(v) = get(&["Offset", "Position", "Origin"]) {
@@ -264,9 +268,12 @@ pub(crate) fn read(
         ));
     }
     if raw_bytes > expected {
-        warnings.push(format!(
-            "{data_name} has {} bytes more than the header describes; they were ignored",
-            raw_bytes.saturating_sub(expected)
+        warnings.push(Warning::new(
+            WarningKind::Other,
+            format!(
+                "{data_name} has {} bytes more than the header describes; they were ignored",
+                raw_bytes.saturating_sub(expected)
+            ),
         ));
     }
     // At most `raw.len()` / sample size (checked above), so it fits.
@@ -275,7 +282,10 @@ pub(crate) fn read(
     warnings.extend(clip);
     let modality = get(&["Modality"]).map(|m| m.trim_start_matches("MET_MOD_").to_owned());
     if modality.is_none() {
-        warnings.push("intensities taken as Hounsfield units (the header does not say)".to_owned());
+        warnings.push(Warning::new(
+            WarningKind::NotHounsfield,
+            "intensities taken as Hounsfield units (the header does not say)".to_owned(),
+        ));
     }
     Volume::new(
         VolumeHeader {

@@ -12,6 +12,7 @@ use crate::volume::{direction_from_axes, norm, voxel_count};
 use crate::{
     FileSource, Format, IntensityUnits, Metadata, OpenOptions, ReadError, Volume, VolumeHeader,
 };
+use crate::{Warning, WarningKind};
 
 const HEADER_SIZE: usize = 348;
 
@@ -184,7 +185,7 @@ fn parse_header(bytes: &[u8], name: &str) -> Result<Header, ReadError> {
 }
 
 /// The 3×4 voxel→RAS affine, and which transform it came from.
-fn affine(h: &Header, warnings: &mut Vec<String>) -> [[f64; 4]; 3] {
+fn affine(h: &Header, warnings: &mut Vec<Warning>) -> [[f64; 4]; 3] {
     let srow_ok = h.srow.iter().flatten().all(|v| v.is_finite());
     if h.sform_code > 0 && srow_ok {
         return h.srow.map(|row| row.map(f64::from));
@@ -223,8 +224,10 @@ fn affine(h: &Header, warnings: &mut Vec<String>) -> [[f64; 4]; 3] {
             ]
         });
     }
-    warnings
-        .push("no sform or qform: orientation unknown, axes taken as RAS from pixdim".to_owned());
+    warnings.push(Warning::new(
+        WarningKind::AssumedGeometry,
+        "no sform or qform: orientation unknown, axes taken as RAS from pixdim".to_owned(),
+    ));
     [
         [spacing[0], 0.0, 0.0, 0.0],
         [0.0, spacing[1], 0.0, 0.0],
@@ -288,14 +291,18 @@ pub(crate) fn read(
     }
     let mut warnings = Vec::new();
     if inflated_in_transit {
-        warnings.push(
+        warnings.push(Warning::new(
+            WarningKind::Other,
             "named .gz but not compressed (inflated in transit?); read as plain NIfTI".to_owned(),
-        );
+        ));
     }
     if header.extra_volumes > 0 {
-        warnings.push(format!(
-            "{} further volume(s) (time or channels) ignored; showing the first",
-            header.extra_volumes
+        warnings.push(Warning::new(
+            WarningKind::Other,
+            format!(
+                "{} further volume(s) (time or channels) ignored; showing the first",
+                header.extra_volumes
+            ),
         ));
     }
     let ras = affine(&header, &mut warnings);

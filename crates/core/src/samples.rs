@@ -59,7 +59,7 @@ pub(crate) fn convert(
     count: usize,
     slope: f64,
     intercept: f64,
-) -> (Vec<i16>, Option<String>) {
+) -> (Vec<i16>, Option<crate::Warning>) {
     let mut out = Vec::with_capacity(count);
     let mut clamped = 0u64;
     let identity = slope == 1.0 && intercept == 0.0;
@@ -134,6 +134,6 @@ mod tests {
             .collect();
         let (v, warning) = convert(&bytes, SampleType::F32, false, 3, 1.0, 0.0);
         assert_eq!(v, vec![2, i16::MIN, 0]);
-        assert!(warning.unwrap().starts_with("2 voxel values"));
+        assert!(warning.unwrap().message.starts_with("2 voxel values"));
     }
 }

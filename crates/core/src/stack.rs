@@ -9,11 +9,12 @@
 use std::cmp::Ordering;
 use std::io::Cursor;
 
-use crate::detect::{ProgressFn, Stage, report};
+use crate::open::{ProgressFn, Stage, report};
 use crate::volume::IDENTITY;
 use crate::{
     FileSource, Format, IntensityUnits, Metadata, OpenOptions, ReadError, Volume, VolumeHeader,
 };
+use crate::{Warning, WarningKind};
 
 /// "slice2.png" before "slice10.png": digit runs compare as numbers.
 pub fn natural_cmp(a: &str, b: &str) -> Ordering {
@@ -83,10 +84,18 @@ pub(crate) fn read(
     let mut order = files.to_vec();
     order.sort_by(|&a, &b| natural_cmp(source.name(a), source.name(b)));
     let mut warnings = vec![
-        "PNG/JPEG slices: values are grey levels, not Hounsfield units".to_owned(),
-        format!(
-            "PNG/JPEG slices carry no spacing: {} × {} × {} mm assumed (set it in the options)",
-            options.stack_spacing_mm[0], options.stack_spacing_mm[1], options.stack_spacing_mm[2]
+        Warning::new(
+            WarningKind::NotHounsfield,
+            "PNG/JPEG slices: values are grey levels, not Hounsfield units",
+        ),
+        Warning::new(
+            WarningKind::AssumedGeometry,
+            format!(
+                "PNG/JPEG slices carry no spacing: {} × {} × {} mm assumed (set it in the options)",
+                options.stack_spacing_mm[0],
+                options.stack_spacing_mm[1],
+                options.stack_spacing_mm[2]
+            ),
         ),
     ];
     let first_name = order.first().map_or("", |&f| source.name(f));
@@ -140,10 +149,16 @@ pub(crate) fn read(
     }
     report(progress, Stage::Decoding, order.len(), order.len())?;
     if colour > 0 {
-        warnings.push(format!("{colour} colour slice(s) converted to grey"));
+        warnings.push(Warning::new(
+            WarningKind::ValuesAltered,
+            format!("{colour} colour slice(s) converted to grey"),
+        ));
     }
     if clipped > 0 {
-        warnings.push(format!("{clipped} 16-bit values above 32767 were clipped"));
+        warnings.push(Warning::new(
+            WarningKind::ValuesAltered,
+            format!("{clipped} 16-bit values above 32767 were clipped"),
+        ));
     }
     Volume::new(
         VolumeHeader {

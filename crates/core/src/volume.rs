@@ -48,6 +48,95 @@ pub struct Metadata {
     pub study_date: Option<String>,
     /// Other series found among the inputs and not shown (DICOM), one line each.
     pub other_series: Vec<String>,
+    // What a report (JSON, DICOM SR) must refer back to; DICOM only.
+    #[serde(default)]
+    pub study_uid: Option<String>,
+    #[serde(default)]
+    pub frame_of_reference_uid: Option<String>,
+    #[serde(default)]
+    pub study_id: Option<String>,
+    #[serde(default)]
+    pub accession_number: Option<String>,
+    #[serde(default)]
+    pub patient: Patient,
+    /// The DICOM instance (and frame) behind each slice, in the volume's slice order.
+    #[serde(default)]
+    pub slices: Vec<SliceSource>,
+}
+
+/// The patient module as the file gives it (DICOM only); shown and reported, never sent.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Patient {
+    pub id: Option<String>,
+    pub name: Option<String>,
+    /// DICOM DA, `YYYYMMDD`.
+    pub birth_date: Option<String>,
+    pub sex: Option<String>,
+}
+
+/// Which DICOM instance a slice came from: a report's references point at it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SliceSource {
+    pub sop_class_uid: Option<String>,
+    pub sop_instance_uid: Option<String>,
+    /// The frame within a multi-frame instance (0 for single-frame files).
+    pub frame: u32,
+}
+
+/// Something a reader or the pipeline had to assume or work around: the kind for code to
+/// act on (the pipeline skips or qualifies its results, the UI picks a badge), the message
+/// for people.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Warning {
+    pub kind: WarningKind,
+    pub message: String,
+}
+
+impl Warning {
+    pub fn new(kind: WarningKind, message: impl Into<String>) -> Self {
+        Warning {
+            kind,
+            message: message.into(),
+        }
+    }
+}
+
+impl std::fmt::Display for Warning {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+/// What a [`Warning`] is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WarningKind {
+    /// The values may not be Hounsfield units (not CT, grey levels, a header that is silent).
+    NotHounsfield,
+    /// Slices too thick for small nodules to be measured reliably.
+    ThickSlices,
+    /// Slices missing along the normal: the spacing is not uniform there.
+    SliceGaps,
+    /// Slice gaps differ a little; the median is used.
+    UnevenSpacing,
+    /// Slices at the same position were dropped.
+    DuplicateSlices,
+    /// Gantry tilt: slices are offset, shown unsheared.
+    GantryTilt,
+    /// Spacing, orientation or slice positions were missing and assumed.
+    AssumedGeometry,
+    /// Other series were among the inputs and are not shown.
+    OtherSeries,
+    /// Files were unreadable, not DICOM or without images, and were skipped.
+    SkippedFiles,
+    /// Values were clipped or colour converted to grey.
+    ValuesAltered,
+    /// The lungs run off the first or last slice: the chest is only partly covered.
+    PartialCoverage,
+    /// No lungs were found: nothing to analyse.
+    NoLungs,
+    /// Anything else worth knowing (ignored extra data, a mislabelled file).
+    Other,
 }
 
 /// A scalar CT volume.
@@ -116,8 +205,8 @@ pub struct VolumeHeader {
     pub direction: [f64; 9],
     pub units: IntensityUnits,
     pub metadata: Metadata,
-    /// Things a reader had to assume or work around, in plain words.
-    pub warnings: Vec<String>,
+    /// Things a reader had to assume or work around.
+    pub warnings: Vec<Warning>,
 }
 
 impl VolumeHeader {
@@ -223,13 +312,18 @@ impl Volume {
         &mut self.header.metadata
     }
 
-    /// Things a reader had to assume or work around, in plain words.
-    pub fn warnings(&self) -> &[String] {
+    /// Things a reader had to assume or work around.
+    pub fn warnings(&self) -> &[Warning] {
         &self.header.warnings
     }
 
-    pub fn push_warning(&mut self, warning: impl Into<String>) {
-        self.header.warnings.push(warning.into());
+    pub fn push_warning(&mut self, warning: Warning) {
+        self.header.warnings.push(warning);
+    }
+
+    /// Whether any warning is of this kind.
+    pub fn has_warning(&self, kind: WarningKind) -> bool {
+        self.header.warnings.iter().any(|w| w.kind == kind)
     }
 
     /// Everything but the voxels.
@@ -371,9 +465,13 @@ pub(crate) fn clamp_i16(value: f64, clamped: &mut u64) -> i16 {
     }
 }
 
-pub(crate) fn clamp_warning(clamped: u64) -> Option<String> {
-    (clamped > 0)
-        .then(|| format!("{clamped} voxel values fell outside the int16 range and were clipped"))
+pub(crate) fn clamp_warning(clamped: u64) -> Option<Warning> {
+    (clamped > 0).then(|| {
+        Warning::new(
+            WarningKind::ValuesAltered,
+            format!("{clamped} voxel values fell outside the int16 range and were clipped"),
+        )
+    })
 }
 
 /// Voxels of `dims` in u64, saturating: compared with the limit before anything is

@@ -38,7 +38,11 @@ fn fixtures_match_independent_reference() {
             }
         };
         if let Some(warning) = want.get("warning").and_then(Value::as_str) {
-            if !volume.warnings().iter().any(|w| w.contains(warning)) {
+            if !volume
+                .warnings()
+                .iter()
+                .any(|w| w.message.contains(warning))
+            {
                 failures.push(format!(
                     "{name}: no warning containing {warning:?} in {:?}",
                     volume.warnings()
@@ -260,8 +264,43 @@ fn a_series_that_takes_the_lead_late_is_still_decoded_whole() {
         "the same voxels in the same slots"
     );
     assert!(
-        mixed.warnings().iter().any(|w| w.contains("other series")),
+        mixed
+            .warnings()
+            .iter()
+            .any(|w| w.kind == nodulens_core::WarningKind::OtherSeries),
         "{:?}",
         mixed.warnings()
     );
+}
+
+#[test]
+fn dicom_keeps_what_a_report_refers_to() {
+    let volume = common::open_paths(&[common::repo().join("tests/fixtures/dicom/explicit_le")])
+        .expect("fixture opens");
+    let m = volume.metadata();
+    assert!(
+        m.study_uid.as_deref().is_some_and(|u| u.starts_with("1.")),
+        "{m:?}"
+    );
+    assert!(m.frame_of_reference_uid.is_some(), "{m:?}");
+    assert_eq!(m.patient.id.as_deref(), Some("LIDC-IDRI-0006"), "{m:?}");
+    // One instance per slice, in slice order (ascending z), each a CT Image Storage instance.
+    assert_eq!(m.slices.len(), volume.dims()[2]);
+    let uids: std::collections::BTreeSet<_> = m
+        .slices
+        .iter()
+        .map(|s| s.sop_instance_uid.clone())
+        .collect();
+    assert_eq!(uids.len(), m.slices.len(), "distinct instances");
+    for s in &m.slices {
+        assert_eq!(
+            s.sop_class_uid.as_deref(),
+            Some("1.2.840.10008.5.1.4.1.1.2")
+        );
+        assert_eq!(s.frame, 0);
+    }
+    // Other formats carry none of it.
+    let nifti = common::open_paths(&[common::repo().join("static/sample/LIDC-IDRI-0006.nii.gz")])
+        .expect("sample opens");
+    assert!(nifti.metadata().slices.is_empty() && nifti.metadata().study_uid.is_none());
 }

@@ -41,7 +41,7 @@ fn every_malformed_input_gives_its_expected_message() {
                 "{name}: opened, expected an error containing {error:?}"
             )),
             (None, Some(warning), Ok(v)) => {
-                if !v.warnings().iter().any(|w| w.contains(warning)) {
+                if !v.warnings().iter().any(|w| w.message.contains(warning)) {
                     failures.push(format!(
                         "{name}: warnings {:?} lack {warning:?}",
                         v.warnings()

@@ -106,6 +106,8 @@ pub fn open(
 
 /// A scan opened as far as [`begin_open`] takes it.
 #[derive(Debug)]
+// Made once per opened scan and moved once: boxing the volume would buy nothing.
+#[allow(clippy::large_enum_variant)]
 pub enum Opening {
     /// Decoded at once: one-file formats, image stacks, and whatever came in a zip.
     Decoded(Volume),
