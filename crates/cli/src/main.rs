@@ -1,6 +1,7 @@
 //! `nodulens`: the native command-line half of Nodulens. It opens scans with the same
 //! core code as the browser app.
 
+mod candidates;
 mod data;
 mod eval;
 mod export;
@@ -44,6 +45,36 @@ enum Command {
         /// Voxel size for PNG/JPEG stacks, "x,y,z" in mm.
         #[arg(long, value_parser = parse_spacing, default_value = "1,1,1")]
         stack_spacing: [f64; 3],
+    },
+    /// Find the lungs and the candidate nodules of a scan (the pipeline's first two stages).
+    Candidates {
+        /// As for `info`.
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+        /// Also write the lung volume, the candidates and the timings as JSON here.
+        #[arg(long)]
+        json: Option<PathBuf>,
+        /// Voxel size for PNG/JPEG stacks, "x,y,z" in mm.
+        #[arg(long, value_parser = parse_spacing, default_value = "1,1,1")]
+        stack_spacing: [f64; 3],
+    },
+    /// Measure the lung mask and the candidates on the shared whole scans and all crops.
+    EvalCandidates {
+        /// The shared data root (with lidc-crops/ and scans/).
+        #[arg(long)]
+        data: PathBuf,
+        /// Where whole scans are unpacked (<cache>/<scan>/dicom).
+        #[arg(long, default_value = "target/test-scans")]
+        cache: PathBuf,
+        /// Write the figures as JSON here.
+        #[arg(long)]
+        json: Option<PathBuf>,
+        /// Whole scans only.
+        #[arg(long)]
+        skip_crops: bool,
+        /// Only these scans (repeatable; default: every scan in <data>/scans).
+        #[arg(long = "scan")]
+        only: Vec<String>,
     },
     /// Train a classifier on the CPU (flex backend); checkpoints every epoch.
     Train {
@@ -288,6 +319,25 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             }
             Ok(())
         }
+        Command::Candidates {
+            paths,
+            json,
+            stack_spacing,
+        } => {
+            let options = OpenOptions {
+                stack_spacing_mm: stack_spacing,
+                ..OpenOptions::default()
+            };
+            let volume = open(&paths, &options, true)?;
+            candidates::run(&volume, json.as_deref())
+        }
+        Command::EvalCandidates {
+            data,
+            cache,
+            json,
+            skip_crops,
+            only,
+        } => candidates::run_eval(&data, &cache, json.as_ref(), skip_crops, &only),
         Command::Train {
             kind,
             data,
