@@ -440,3 +440,49 @@ mod models {
         }
     }
 }
+
+/// The detection pipeline's first stages (lung mask, candidates) in the browser, where `usize`
+/// has 32 bits: the synthetic chest and the bundled sample scan give exactly the candidates
+/// `crates/detect/tests/reference.rs` holds the native build to.
+#[wasm_bindgen_test]
+fn lung_mask_and_candidates_match_native_in_the_browser() {
+    use nodulens_detect::{Candidate, candidates, lung_mask, phantom};
+    let expected: serde_json::Value = serde_json::from_str(include_str!(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/detect/reference.json"
+    )))
+    .expect("reference json");
+    let sample = series(vec![(
+        "LIDC-IDRI-0006.nii.gz".to_string(),
+        include_bytes!(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/static/sample/LIDC-IDRI-0006.nii.gz"
+        ))
+        .to_vec(),
+    )])
+    .expect("the sample opens");
+    for (case, volume) in [("phantom", phantom::chest()), ("sample", sample)] {
+        let mask = lung_mask(&volume);
+        let found = candidates(&volume, &mask);
+        let want = &expected[case];
+        let volume_ml = want["lung_volume_ml"].as_f64().expect("volume");
+        assert!(
+            (mask.volume_ml() - volume_ml).abs() < 1e-6,
+            "{case}: {} ml, expected {volume_ml}",
+            mask.volume_ml()
+        );
+        let want: Vec<Candidate> =
+            serde_json::from_value(want["candidates"].clone()).expect("candidates");
+        assert_eq!(found.len(), want.len(), "{case}: candidate count");
+        for (n, (g, e)) in found.iter().zip(&want).enumerate() {
+            let close = (0..3).all(|a| (g.center_mm[a] - e.center_mm[a]).abs() < 1e-6);
+            assert!(
+                close
+                    && g.center_voxel == e.center_voxel
+                    && g.scale_mm == e.scale_mm
+                    && g.score == e.score,
+                "{case}: candidate {n}: {g:?}, expected {e:?}"
+            );
+        }
+    }
+}

@@ -319,7 +319,7 @@ pub fn build(options: &BuildOptions) -> anyhow::Result<Dataset> {
             let dicom = unpack_scan(&root, scan, options.cache)?;
             let volume = open_volume(&dicom)?;
             let marks = read_marks(&root.join(scan).join("annotations.json"))?;
-            let points = mine_negatives(&volume, &marks, options.negatives_per_scan, &mut rng);
+            let points = mine_negatives(&volume, &marks, options.negatives_per_scan);
             if options.verbose {
                 eprintln!("{scan}: {} negatives ({split:?})", points.len());
             }
@@ -455,127 +455,18 @@ pub fn unpack_scan(scans: &Path, scan: &str, cache: &Path) -> anyhow::Result<Pat
     Ok(dicom)
 }
 
-/// Candidate points of a whole scan that are not nodules: local HU maxima of soft tissue inside or
-/// at the edge of the lungs (vessels, airway walls, pleura, fissures: what a blob detector
-/// proposes), plus one plain-lung point in five; all at least 10 mm beyond every mark. Seeded.
-pub fn mine_negatives(
-    volume: &Volume,
-    marks: &[Mark],
-    count: usize,
-    rng: &mut Rng,
-) -> Vec<[f64; 3]> {
-    let [nx, ny, nz] = volume.dims();
-    if nx < 8 || ny < 8 || nz == 0 {
-        return Vec::new();
-    }
-    let hu = |i: usize, j: usize, k: usize| volume.voxels()[i + nx * (j + ny * k)];
-    // Lung per slice: air (< −400 HU) not connected to the image border.
-    let radius_vox = ((8.0 / volume.spacing()[0]).round() as usize).clamp(2, nx / 4);
-    let mut blobs = Vec::new();
-    let mut plain = Vec::new();
-    let k_step = ((2.5 / volume.spacing()[2]).round() as usize).max(1);
-    for k in (0..nz).step_by(k_step) {
-        let lung = lung_mask_slice(volume, k);
-        // Integral image of the lung mask.
-        let mut integral = vec![0u32; (nx + 1) * (ny + 1)];
-        for j in 0..ny {
-            let mut row = 0u32;
-            for i in 0..nx {
-                row += u32::from(lung[i + nx * j]);
-                integral[(i + 1) + (nx + 1) * (j + 1)] = integral[(i + 1) + (nx + 1) * j] + row;
-            }
-        }
-        let lung_fraction = |i: usize, j: usize| {
-            let (x0, y0) = (i.saturating_sub(radius_vox), j.saturating_sub(radius_vox));
-            let (x1, y1) = ((i + radius_vox + 1).min(nx), (j + radius_vox + 1).min(ny));
-            let s = integral[x1 + (nx + 1) * y1] + integral[x0 + (nx + 1) * y0]
-                - integral[x0 + (nx + 1) * y1]
-                - integral[x1 + (nx + 1) * y0];
-            f64::from(s) / ((x1 - x0) * (y1 - y0)) as f64
-        };
-        for j in (2..ny - 2).step_by(2) {
-            for i in (2..nx - 2).step_by(2) {
-                let v = hu(i, j, k);
-                if lung[i + nx * j] && v < -750 && rng.below(400) == 0 && lung_fraction(i, j) > 0.9
-                {
-                    plain.push([i, j, k]);
-                    continue;
-                }
-                if v <= -350 {
-                    continue;
-                }
-                let f = lung_fraction(i, j);
-                if !(0.3..=0.97).contains(&f) {
-                    continue;
-                }
-                // In-plane local maximum over a 5×5 window.
-                let is_max = (j - 2..=j + 2).all(|jj| (i - 2..=i + 2).all(|ii| hu(ii, jj, k) <= v));
-                if is_max {
-                    blobs.push([i, j, k]);
-                }
-            }
-        }
-    }
-    let far = |p: [f64; 3]| marks.iter().all(|m| m.distance(p) > 10.0);
-    let to_world = |v: [usize; 3]| volume.voxel_to_world([v[0] as f64, v[1] as f64, v[2] as f64]);
-    rng.shuffle(&mut blobs);
-    rng.shuffle(&mut plain);
-    let n_plain = count / 5;
-    let mut out: Vec<[f64; 3]> = plain
+/// Hard negatives of a whole scan: the detection pipeline's own candidates (lung mask, then
+/// `nodulens_detect::candidates`, strongest first) that lie at least 10 mm beyond every mark
+/// (any number of readers) — what the pipeline will ask the nodule model about. Deterministic.
+pub fn mine_negatives(volume: &Volume, marks: &[Mark], count: usize) -> Vec<[f64; 3]> {
+    let mask = nodulens_detect::lung_mask(volume);
+    let budget = count.max(nodulens_detect::MAX_CANDIDATES);
+    nodulens_detect::candidates_up_to(volume, &mask, budget)
         .into_iter()
-        .map(to_world)
-        .filter(|p| far(*p))
-        .take(n_plain)
-        .collect();
-    let n_blobs = count.saturating_sub(out.len());
-    out.extend(
-        blobs
-            .into_iter()
-            .map(to_world)
-            .filter(|p| far(*p))
-            .take(n_blobs),
-    );
-    out
-}
-
-/// Air (< −400 HU) of slice `k` not connected to the slice border: the lungs and airways.
-fn lung_mask_slice(volume: &Volume, k: usize) -> Vec<bool> {
-    let [nx, ny, _] = volume.dims();
-    let base = nx * ny * k;
-    let air: Vec<bool> = volume.voxels()[base..base + nx * ny]
-        .iter()
-        .map(|&v| v < -400)
-        .collect();
-    let mut outside = vec![false; nx * ny];
-    let mut stack = Vec::new();
-    for i in 0..nx {
-        stack.push((i, 0));
-        stack.push((i, ny - 1));
-    }
-    for j in 0..ny {
-        stack.push((0, j));
-        stack.push((nx - 1, j));
-    }
-    while let Some((i, j)) = stack.pop() {
-        let at = i + nx * j;
-        if outside[at] || !air[at] {
-            continue;
-        }
-        outside[at] = true;
-        if i > 0 {
-            stack.push((i - 1, j));
-        }
-        if i + 1 < nx {
-            stack.push((i + 1, j));
-        }
-        if j > 0 {
-            stack.push((i, j - 1));
-        }
-        if j + 1 < ny {
-            stack.push((i, j + 1));
-        }
-    }
-    air.iter().zip(&outside).map(|(&a, &o)| a && !o).collect()
+        .map(|c| c.center_mm)
+        .filter(|&p| marks.iter().all(|m| m.distance(p) > 10.0))
+        .take(count)
+        .collect()
 }
 
 /// Cuts a whole scan around `p` the way the LIDC crops were cut: 44 voxels in-plane with the
@@ -760,37 +651,24 @@ mod tests {
 
     #[test]
     fn negatives_avoid_marks_and_lie_in_the_lungs() {
-        // A body (0 HU) with two "lungs" (−850 HU) holding bright dots (vessels).
-        let vol =
-            preprocess::synthetic_volume([80, 60, 10], [1.0, 1.0, 2.5], [0.0; 3], |i, j, _| {
-                let in_body = (5..75).contains(&i) && (5..55).contains(&j);
-                let in_lung =
-                    ((10..38).contains(&i) || (42..70).contains(&i)) && (10..50).contains(&j);
-                if in_lung {
-                    if i % 6 == 0 && j % 6 == 0 { 50 } else { -850 }
-                } else if in_body {
-                    0
-                } else {
-                    -1000
-                }
-            });
+        // The pipeline's synthetic chest, one of its nodules marked.
+        let vol = nodulens_detect::phantom::chest();
+        let ([i, j, k], d) = nodulens_detect::phantom::NODULES[1];
         let marks = vec![Mark::Sphere {
-            center: [24.0, 30.0, 12.5],
-            radius_mm: 5.0,
+            center: vol.voxel_to_world([i as f64, j as f64, k as f64]),
+            radius_mm: d as f64 / 2.0,
         }];
         let mut rng = Rng::new(5);
-        let points = mine_negatives(&vol, &marks, 40, &mut rng);
+        let points = mine_negatives(&vol, &marks, 40);
         assert!(!points.is_empty());
+        assert_eq!(points, mine_negatives(&vol, &marks, 40), "deterministic");
+        let lungs = nodulens_detect::lung_mask(&vol);
         for p in &points {
             assert!(marks[0].distance(*p) > 10.0, "{p:?}");
-            let v = vol.world_to_voxel(*p);
-            let (i, j) = (v[0].round() as usize, v[1].round() as usize);
-            assert!(
-                (5..75).contains(&i) && (5..55).contains(&j),
-                "{p:?} outside the body"
-            );
+            assert!(lungs.contains(&vol, *p), "{p:?} outside the lungs");
         }
         let crop = lidc_like_crop(&vol, points[0], 7.5, &mut rng).unwrap();
-        assert!(crop.dims()[0] <= 44 && crop.dims()[2] <= 3);
+        let slices = (7.5 / vol.spacing()[2]).round() as usize;
+        assert!(crop.dims()[0] <= 44 && crop.dims()[2] <= slices);
     }
 }

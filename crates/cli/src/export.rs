@@ -262,8 +262,8 @@ batch-norm + ReLU and a 2×2 max-pool, widths {:?}), global average, concatenate
         "- Licences: {}. LIDC-IDRI: Armato SG III et al., Medical Physics 38(2), 2011. TCIA: Clark K. et al., \
 J Digit Imaging 26(6), 2013.\n- Split: {}.\n- Malignancy model: ratings 1–2 benign, 4–5 malignant, 3 left out. \
 Nodule model: every crop is a positive; negatives are one point per crop away from its nodule, and \
-blob-detector candidates (local HU maxima of soft tissue in or at the edge of the lungs: vessels, airway \
-walls, pleura) plus plain-lung points of the whole scans, at least 10 mm beyond every mark.\n",
+the detection pipeline's own candidates of the whole scans (lung mask, then `nodulens_detect::candidates`) \
+at least 10 mm beyond every mark.\n",
         manifest.provenance.licence, manifest.provenance.split
     );
     let _ = writeln!(s, "## Metrics\n");

@@ -8,7 +8,7 @@
 //! [`MAX_CANDIDATES`] are kept. No marks, no randomness.
 
 use nodulens_core::Volume;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::integral::SummedVolume;
 use crate::lung::LungMask;
@@ -35,7 +35,7 @@ pub const MAX_CANDIDATES: usize = 300;
 const SUPPRESSION: f64 = 0.5;
 
 /// A place worth scoring.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Candidate {
     /// LPS mm.
     pub center_mm: [f64; 3],
@@ -110,6 +110,7 @@ pub fn candidates_up_to(volume: &Volume, mask: &LungMask, max: usize) -> Vec<Can
         .map(|peak| {
             let source = refine(
                 volume,
+                mask,
                 grid.to_source(peak.at.map(|v| v as f64)),
                 SCALES_MM[peak.scale] / 2.0,
             );
@@ -127,10 +128,12 @@ pub fn candidates_up_to(volume: &Volume, mask: &LungMask, max: usize) -> Vec<Can
 }
 
 /// The centre of density near `centre` (source voxel coordinates): the mean position of the
-/// voxels within `radius_mm`, each weighted by how far above aerated lung it is. A peak of the
+/// voxels within `radius_mm` and inside the mask, each weighted by how far above aerated lung it
+/// is (so the chest wall does not pull it out of the lungs). A peak of the
 /// box filters can sit off a blob's centre by a working voxel or two (more where a vessel
 /// joins it); the source voxels put it back.
-fn refine(volume: &Volume, centre: [f64; 3], radius_mm: f64) -> [f64; 3] {
+fn refine(volume: &Volume, mask: &LungMask, centre: [f64; 3], radius_mm: f64) -> [f64; 3] {
+    let grid = mask.grid();
     let spacing = volume.spacing();
     let dims = volume.dims();
     let mut lo = [0usize; 3];
@@ -153,6 +156,13 @@ fn refine(volume: &Volume, centre: [f64; 3], radius_mm: f64) -> [f64; 3] {
                     .map(|(a, &v)| ((v as f64 - centre[a]) * spacing[a]).powi(2))
                     .sum();
                 if d2 > radius_mm * radius_mm {
+                    continue;
+                }
+                let w = grid.from_source([i as f64, j as f64, k as f64]);
+                let cell: [usize; 3] = std::array::from_fn(|a| {
+                    (w[a].round().max(0.0) as usize).min(grid.dims()[a] - 1)
+                });
+                if !mask.voxels()[grid.index(cell[0], cell[1], cell[2])] {
                     continue;
                 }
                 let hu = volume.voxels()[volume.index(i, j, k)];
@@ -348,7 +358,7 @@ fn blob_response(table: &SummedVolume, v: [usize; 3], probe: &Probe) -> Option<(
     }
     let mut brightest = f64::NEG_INFINITY;
     let mut darkest = f64::INFINITY;
-    for (n, line) in probe.lines.iter().enumerate() {
+    for line in &probe.lines {
         let ahead = probe.mean(table, std::array::from_fn(|a| c[a] + line[a]), probe.cross);
         let behind = probe.mean(table, std::array::from_fn(|a| c[a] - line[a]), probe.cross);
         let darker = match (ahead, behind) {
@@ -358,7 +368,8 @@ fn blob_response(table: &SummedVolume, v: [usize; 3], probe: &Probe) -> Option<(
         };
         brightest = brightest.max(darker);
         darkest = darkest.min(darker);
-        if n == 2 && core - brightest < f64::from(MIN_RESPONSE_HU) {
+        // The brightest line only gets brighter: stop as soon as the blob is out.
+        if core - brightest < f64::from(MIN_RESPONSE_HU) {
             return None;
         }
     }
