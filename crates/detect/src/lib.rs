@@ -19,4 +19,4 @@ pub use candidates::{
     Candidate, MAX_CANDIDATES, MIN_RESPONSE_HU, SCALES_MM, candidates, candidates_up_to,
 };
 pub use grid::{Grid, WORK_SPACING_MM};
-pub use lung::{CLOSING_MM, LungMask, LungSummary, MIN_LUNG_ML, lung_mask};
+pub use lung::{CLOSING_MM, LungMask, LungSummary, MIN_LUNG_ML, THICK_SLICES_MM, lung_mask};

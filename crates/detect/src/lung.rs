@@ -31,6 +31,8 @@ const AIRWAY_MAX_OFFSET: f64 = 0.15;
 /// Closing radius: bays in the lung outline up to twice this wide (a nodule or mass on the
 /// pleura, the hilum's vessels) are filled.
 pub const CLOSING_MM: f64 = 12.0;
+/// Slices farther apart than this (mm) are too thick for small nodules to be measured well.
+pub const THICK_SLICES_MM: f64 = 2.5;
 /// The lungs run off the first or last slice when that slice holds more than this fraction
 /// of the largest slice's lung.
 const PARTIAL_COVERAGE_FRACTION: f64 = 0.15;
@@ -216,6 +218,16 @@ pub fn lung_mask(volume: &Volume) -> LungMask {
             mask.grid,
             format!("no lungs found ({volume_ml:.0} ml of lung-like air): is this a chest CT?"),
         );
+    }
+    let thickness = volume.spacing()[2];
+    if thickness > THICK_SLICES_MM {
+        mask.warnings.push(Warning::new(
+            WarningKind::ThickSlices,
+            format!(
+                "slices are {thickness:.1} mm apart: nodules smaller than that may be missed, \
+                 and sizes are less reliable (Lung-RADS assumes ≤ {THICK_SLICES_MM} mm)"
+            ),
+        ));
     }
     let summary = mask.summary();
     if summary

@@ -97,6 +97,38 @@ fn a_volume_without_lungs_is_reported_as_such() {
 }
 
 #[test]
+fn thick_slices_are_a_typed_warning() {
+    let chest = phantom::chest();
+    assert!(
+        !lung_mask(&chest)
+            .warnings()
+            .iter()
+            .any(|w| w.kind == WarningKind::ThickSlices)
+    );
+    // Every other slice of the 2 mm chest: 4 mm apart.
+    let (mut header, voxels) = chest.into_parts();
+    let [nx, ny, nz] = header.dims;
+    let thick: Vec<i16> = voxels
+        .chunks(nx * ny)
+        .step_by(2)
+        .flatten()
+        .copied()
+        .collect();
+    header.dims = [nx, ny, nz.div_ceil(2)];
+    header.spacing[2] *= 2.0;
+    let thick = header.into_volume(thick).unwrap();
+    let mask = lung_mask(&thick);
+    assert!(mask.found());
+    assert!(
+        mask.warnings()
+            .iter()
+            .any(|w| w.kind == WarningKind::ThickSlices),
+        "{:?}",
+        mask.warnings()
+    );
+}
+
+#[test]
 fn lungs_cut_off_by_the_last_slice_are_partial_coverage() {
     let chest = phantom::chest();
     let [nx, ny, _] = chest.dims();
