@@ -407,11 +407,14 @@ fn local_maxima(
     peaks: &mut Vec<Peak>,
 ) {
     let (wx, wy) = (hi[0] - lo[0], hi[1] - lo[1]);
+    // Large scales are looked at every `step` voxels in-plane (a quarter of the core's width):
+    // their blobs span many voxels, and the centre is refined afterwards.
+    let step = (probe.core[0].min(probe.core[1]) / 2).max(1) as usize;
     let response_slice = |k: usize, out: &mut Vec<i16>| {
         out.clear();
         out.resize(wx * wy, i16::MIN);
-        for j in 0..wy {
-            for i in 0..wx {
+        for j in (0..wy).step_by(step) {
+            for i in (0..wx).step_by(step) {
                 let v = [lo[0] + i, lo[1] + j, k];
                 // Centres one voxel in from the mask's edge: a rim voxel of tissue against
                 // the outside (taken as lung) would look like a blob of its own.
@@ -445,16 +448,16 @@ fn local_maxima(
             window[2].clear();
             window[2].resize(wx * wy, i16::MIN);
         }
-        for j in 0..wy {
-            for i in 0..wx {
+        for j in (0..wy).step_by(step) {
+            for i in (0..wx).step_by(step) {
                 let r = window[1][i + wx * j];
                 if r == i16::MIN {
                     continue;
                 }
                 let mut is_max = true;
                 'neighbours: for slice in &window {
-                    for jj in j.saturating_sub(1)..(j + 2).min(wy) {
-                        for ii in i.saturating_sub(1)..(i + 2).min(wx) {
+                    for jj in (j.saturating_sub(step)..(j + step + 1).min(wy)).step_by(step) {
+                        for ii in (i.saturating_sub(step)..(i + step + 1).min(wx)).step_by(step) {
                             if slice[ii + wx * jj] > r {
                                 is_max = false;
                                 break 'neighbours;
