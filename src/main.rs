@@ -211,7 +211,7 @@ mod app {
                     <main class="workspace" key={loaded.generation.to_string()}>
                         <Viewer loaded={loaded.clone()} state={state.clone()} />
                         <aside class="sidebar">
-                            <WarningsPanel warnings={loaded.volume.warnings().iter().map(|w| w.message.clone()).collect::<Vec<_>>()} />
+                            <WarningsPanel warnings={loaded.volume.warnings().to_vec()} />
                             <MetadataPanel loaded={loaded.clone()} {on_reopen} />
                         </aside>
                     </main>

@@ -87,7 +87,7 @@ pub fn metadata_panel(props: &MetadataProps) -> Html {
 
 #[derive(Properties, PartialEq)]
 pub struct WarningsProps {
-    pub warnings: Vec<String>,
+    pub warnings: Vec<nodulens_core::Warning>,
 }
 
 #[component(WarningsPanel)]
@@ -104,7 +104,9 @@ pub fn warnings_panel(props: &WarningsProps) -> Html {
                 <p class="none">{ "None: the files were read as they are." }</p>
             } else {
                 <ul>
-                    { for props.warnings.iter().map(|w| html! { <li>{ w }</li> }) }
+                    { for props.warnings.iter().map(|w| html! {
+                        <li data-kind={w.kind.name()}>{ &w.message }</li>
+                    }) }
                 </ul>
             }
         </section>

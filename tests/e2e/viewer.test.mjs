@@ -93,6 +93,9 @@ test('PNG slices say their values are not HU and their spacing is assumed', asyn
   const warnings = await page.locator('[data-testid="warnings"]').innerText();
   assert.match(warnings, /not Hounsfield/);
   assert.match(warnings, /assumed/);
+  // Typed: the page can act on the kind, not only show the text.
+  assert.equal(await page.locator('[data-testid="warnings"] li[data-kind="not_hounsfield"]').count(), 1);
+  assert.equal(await page.locator('[data-testid="warnings"] li[data-kind="assumed_geometry"]').count(), 1);
   await page.close();
 });
 

@@ -139,6 +139,43 @@ pub enum WarningKind {
     Other,
 }
 
+impl WarningKind {
+    pub const ALL: [WarningKind; 13] = [
+        WarningKind::NotHounsfield,
+        WarningKind::ThickSlices,
+        WarningKind::SliceGaps,
+        WarningKind::UnevenSpacing,
+        WarningKind::DuplicateSlices,
+        WarningKind::GantryTilt,
+        WarningKind::AssumedGeometry,
+        WarningKind::OtherSeries,
+        WarningKind::SkippedFiles,
+        WarningKind::ValuesAltered,
+        WarningKind::PartialCoverage,
+        WarningKind::NoLungs,
+        WarningKind::Other,
+    ];
+
+    /// The kind's name as JSON writes it (`not_hounsfield`, …): for the page's `data-kind`.
+    pub fn name(self) -> &'static str {
+        match self {
+            WarningKind::NotHounsfield => "not_hounsfield",
+            WarningKind::ThickSlices => "thick_slices",
+            WarningKind::SliceGaps => "slice_gaps",
+            WarningKind::UnevenSpacing => "uneven_spacing",
+            WarningKind::DuplicateSlices => "duplicate_slices",
+            WarningKind::GantryTilt => "gantry_tilt",
+            WarningKind::AssumedGeometry => "assumed_geometry",
+            WarningKind::OtherSeries => "other_series",
+            WarningKind::SkippedFiles => "skipped_files",
+            WarningKind::ValuesAltered => "values_altered",
+            WarningKind::PartialCoverage => "partial_coverage",
+            WarningKind::NoLungs => "no_lungs",
+            WarningKind::Other => "other",
+        }
+    }
+}
+
 /// A scalar CT volume.
 ///
 /// Voxel `(i, j, k)` (column, row, slice) is stored at `i + dims[0] * (j + dims[1] * k)`
@@ -504,6 +541,13 @@ pub(crate) fn direction_from_axes(x: [f64; 3], y: [f64; 3], z: [f64; 3]) -> [f64
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn warning_kind_names_are_their_json_names() {
+        for kind in WarningKind::ALL {
+            assert_eq!(serde_json::to_value(kind).unwrap(), kind.name());
+        }
+    }
 
     fn tiny_header() -> VolumeHeader {
         VolumeHeader {
