@@ -148,22 +148,30 @@ test('a long decode can be cancelled', { skip: needsBigScan }, async () => {
 test('a long DICOM series shows a slice while it is read, then the viewer', { skip: needsBigScan }, async () => {
   const { page, errors } = await freshPage();
   await page.setInputFiles('[data-testid="file-input"]', files(bigScan));
-  const preview = page.locator('[data-testid="preview"][data-drawn="true"]');
-  await preview.waitFor({ timeout: 30_000 });
-  // Shown while the rest still loads: the progress bar is up and the viewer is not there yet.
-  assert.equal(await page.locator('[data-testid="progress"]').count(), 1);
-  assert.equal(await page.locator('[data-testid="view-axial"]').count(), 0);
-  // A real CT slice in the lung window: soft tissue near white, air and lung dark grey (not
-  // the canvas's black background).
-  const { bright, dark } = await preview.evaluate((canvas) => {
+  // Everything about the first drawn preview is read in one task of the page: the series may
+  // finish loading (and the preview give way to the viewer) between two separate reads.
+  const seen = await page.waitForFunction(() => {
+    const canvas = document.querySelector('[data-testid="preview"][data-drawn="true"]');
+    if (!canvas) return null;
     const { data } = canvas.getContext('2d').getImageData(0, 0, canvas.width, canvas.height);
     let bright = 0, dark = 0;
     for (let i = 0; i < data.length; i += 4) {
       if (data[i] > 128) bright++;
       else if (data[i] > 20 && data[i] < 100) dark++;
     }
-    return { bright: bright / (data.length / 4), dark: dark / (data.length / 4) };
-  });
+    return {
+      bright: bright / (data.length / 4),
+      dark: dark / (data.length / 4),
+      progress: document.querySelectorAll('[data-testid="progress"]').length,
+      viewer: document.querySelectorAll('[data-testid="view-axial"]').length,
+    };
+  }, null, { timeout: 30_000, polling: 10 });
+  const { bright, dark, progress, viewer } = await seen.jsonValue();
+  // Shown while the rest still loads: the progress bar is up and the viewer is not there yet.
+  assert.equal(progress, 1);
+  assert.equal(viewer, 0);
+  // A real CT slice in the lung window: soft tissue near white, air and lung dark grey (not
+  // the canvas's black background).
   assert.ok(bright > 0.05, `bright fraction ${bright}`);
   assert.ok(dark > 0.05, `dark fraction ${dark}`);
   await waitForSlice(page);
