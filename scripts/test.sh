@@ -15,9 +15,9 @@ cargo fmt --all -- --check
 step "clippy (native)"
 cargo clippy --workspace --all-targets -- -D warnings
 step "clippy (wasm32)"
-# The libraries as the browser builds them, and the app with its browser tests (the core's
-# and model's own test suites read files and run natively).
-cargo clippy --target wasm32-unknown-unknown -p nodulens-core -p nodulens-model -- -D warnings
+# The libraries as the browser builds them, and the app with its browser tests (the core's,
+# the pipeline's and the model's own test suites read files and run natively).
+cargo clippy --target wasm32-unknown-unknown -p nodulens-core -p nodulens-detect -p nodulens-model -- -D warnings
 cargo clippy --target wasm32-unknown-unknown -p nodulens-app --all-targets --features inference -- -D warnings
 cargo clippy --target wasm32-unknown-unknown -p nodulens-app --all-targets -- -D warnings
 step "native tests"

@@ -72,7 +72,13 @@ pub fn candidates_up_to(volume: &Volume, mask: &LungMask, max: usize) -> Vec<Can
     let Some((lo, hi)) = bounds(grid.dims(), inside) else {
         return Vec::new();
     };
-    let table = SummedVolume::new(&grid.resample(volume), inside, grid.dims(), lo, hi);
+    let (table, centres) = {
+        let hu = grid.resample(volume);
+        (
+            SummedVolume::new(&hu, inside, grid.dims(), lo, hi),
+            Centres::new(&hu, inside, grid.dims()),
+        )
+    };
     let spacing = grid.spacing();
     let mut peaks = Vec::new();
     let mut probes: Vec<Probe> = Vec::new();
@@ -86,7 +92,7 @@ pub fn candidates_up_to(volume: &Volume, mask: &LungMask, max: usize) -> Vec<Can
         local_maxima(
             &table,
             grid.dims(),
-            inside,
+            &centres,
             lo,
             hi,
             &probe,
@@ -368,6 +374,39 @@ fn bounds(dims: [usize; 3], inside: &[bool]) -> Option<([usize; 3], [usize; 3])>
     (hi[0] > 0).then_some((lo, hi))
 }
 
+/// Where a candidate's centre may be, one bit a working voxel: one voxel in from the mask's
+/// edge (a rim voxel of tissue would look like a blob of its own) and denser than aerated lung
+/// itself (most of the lungs, skipped at every scale before any box is summed).
+struct Centres(Vec<u64>);
+
+impl Centres {
+    fn new(hu: &[i16], inside: &[bool], dims: [usize; 3]) -> Centres {
+        let mut bits = vec![0u64; hu.len().div_ceil(64)];
+        let [nx, ny, _] = dims;
+        for (at, (&v, &m)) in hu.iter().zip(inside).enumerate() {
+            let (i, j) = (at % nx, (at / nx) % ny);
+            let interior = m
+                && v >= MIN_CENTRE_HU
+                && i > 0
+                && j > 0
+                && i + 1 < nx
+                && j + 1 < ny
+                && inside[at - 1]
+                && inside[at + 1]
+                && inside[at - nx]
+                && inside[at + nx];
+            if interior {
+                bits[at / 64] |= 1 << (at % 64);
+            }
+        }
+        Centres(bits)
+    }
+
+    fn allows(&self, at: usize) -> bool {
+        self.0[at / 64] >> (at % 64) & 1 == 1
+    }
+}
+
 /// The blob response at `v`: the core's mean HU minus, over the 13 lines through it, the
 /// brightest line, a line being as bright as the darker of its two boxes. A ball is darker than
 /// its core along every line; a vessel is as bright as itself both ways along the line it runs
@@ -423,7 +462,7 @@ fn blob_response(table: &SummedVolume, v: [usize; 3], probe: &Probe) -> Option<(
 fn local_maxima(
     table: &SummedVolume,
     dims: [usize; 3],
-    inside: &[bool],
+    centres: &Centres,
     lo: [usize; 3],
     hi: [usize; 3],
     probe: &Probe,
@@ -440,19 +479,7 @@ fn local_maxima(
         for j in (0..wy).step_by(step) {
             for i in (0..wx).step_by(step) {
                 let v = [lo[0] + i, lo[1] + j, k];
-                // Centres one voxel in from the mask's edge: a rim voxel of tissue against
-                // the outside (taken as lung) would look like a blob of its own.
-                let at = v[0] + dims[0] * (v[1] + dims[1] * k);
-                let interior = inside[at]
-                    && v[0] > 0
-                    && v[1] > 0
-                    && v[0] + 1 < dims[0]
-                    && v[1] + 1 < dims[1]
-                    && inside[at - 1]
-                    && inside[at + 1]
-                    && inside[at - dims[0]]
-                    && inside[at + dims[0]];
-                if !interior {
+                if !centres.allows(v[0] + dims[0] * (v[1] + dims[1] * k)) {
                     continue;
                 }
                 let Some((r, _)) = blob_response(table, v, probe) else {
