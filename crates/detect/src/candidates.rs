@@ -1,11 +1,17 @@
 //! Candidate nodules: deterministic, multi-scale blob detection inside the lung mask.
 //!
-//! At each scale `D` (3.5 to 40 mm) the response at a voxel is the mean HU of a box about `D`
-//! across minus the mean of the shell around it out to `2D`: a dense blob of about that size
-//! stands out, a flat wall (the pleura, the mediastinum) gives nothing, and a vessel gives less
-//! than a ball of its calibre because the shell continues along it. Local maxima of every scale
-//! are ranked by response; each one suppresses weaker ones within its radius, and at most
-//! [`MAX_CANDIDATES`] are kept. No marks, no randomness.
+//! At each scale `D` (3.5 to 56 mm) the response at a voxel is the mean HU of a core well inside
+//! a ball of diameter `D`, minus the brightest of 13 lines through it (the axes, the face and the
+//! space diagonals), a line being as bright as the darker of two small boxes 0.75 `D` out on
+//! either side. Means are over the lung mask only, so the chest wall and the mediastinum neither
+//! add an edge nor hide a nodule against them. A ball is darker than its core along every line; a
+//! vessel is as bright as itself along the line it runs on; a nodule with one vessel attached
+//! keeps a dark side on every line. Local maxima of every scale are suppressed within half the
+//! diameter of a stronger one, ranked by the response weighted by how isolated the blob stands
+//! (at ≤ 10 mm, where vessels are the confusion), the strongest few of each large scale kept
+//! for masses, and at most [`MAX_CANDIDATES`] returned, each centre refined to the centre of
+//! density of the source voxels. No marks, no randomness: the same volume gives the same
+//! candidates on every platform.
 
 use nodulens_core::Volume;
 use serde::{Deserialize, Serialize};
@@ -15,7 +21,7 @@ use crate::lung::LungMask;
 
 /// Blob diameters looked for, mm: from the smallest nodule Lung-RADS counts to masses.
 pub const SCALES_MM: [f64; 9] = [3.5, 5.0, 7.0, 10.0, 14.0, 20.0, 28.0, 40.0, 56.0];
-/// Weakest response kept, HU: a ground-glass nodule (−600 HU) in lung (−850) gives about 200.
+/// Weakest response kept, HU (a faint ground-glass nodule gives 150–250).
 pub const MIN_RESPONSE_HU: i16 = 50;
 /// A blob's centre box must average at least this (HU): denser than aerated lung.
 const MIN_CENTRE_HU: i16 = -800;
@@ -31,7 +37,7 @@ const ISOLATION_UP_TO_MM: f64 = 10.0;
 const LARGE_SCALE_SHARE: usize = 10;
 /// Most candidates per scan.
 pub const MAX_CANDIDATES: usize = 300;
-/// A kept candidate suppresses weaker ones closer than this fraction of the larger diameter.
+/// A kept candidate suppresses weaker ones closer than this fraction of its own diameter.
 const SUPPRESSION: f64 = 0.5;
 
 /// A place worth scoring.
