@@ -35,15 +35,6 @@ impl Grid {
         }
     }
 
-    /// The grid that is the volume's own (no averaging), e.g. for a small crop.
-    pub fn identity(dims: [usize; 3], spacing: [f64; 3]) -> Grid {
-        Grid {
-            dims,
-            factor: [1.0; 3],
-            spacing,
-        }
-    }
-
     pub fn dims(&self) -> [usize; 3] {
         self.dims
     }

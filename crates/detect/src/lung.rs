@@ -56,20 +56,6 @@ pub struct LungSummary {
 }
 
 impl LungMask {
-    /// Every voxel of `volume` counts as lung: for a crop cut around a nodule, which is all
-    /// lung neighbourhood and too small to find lungs in.
-    pub fn everywhere(volume: &Volume) -> LungMask {
-        let grid = Grid::for_volume(volume.dims(), volume.spacing());
-        let inside = vec![true; grid.len()];
-        let volume_ml = grid.len() as f64 * grid.voxel_ml();
-        LungMask {
-            grid,
-            inside,
-            volume_ml,
-            warnings: Vec::new(),
-        }
-    }
-
     /// The mask of a crop cut around a nodule (too small to find lungs in, with lung up to
     /// its border): the air of each slice, closed and filled as the lungs of a whole scan are,
     /// so that a nodule against the chest wall is inside and the wall is not.
