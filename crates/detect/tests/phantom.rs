@@ -96,6 +96,38 @@ fn a_volume_without_lungs_is_reported_as_such() {
     );
 }
 
+/// The synthetic chest with only every `step`-th slice kept: slices `2 × step` mm apart.
+fn every_nth_slice(step: usize) -> Volume {
+    let (mut header, voxels) = phantom::chest().into_parts();
+    let [nx, ny, nz] = header.dims;
+    let kept: Vec<i16> = voxels
+        .chunks(nx * ny)
+        .step_by(step)
+        .flatten()
+        .copied()
+        .collect();
+    header.dims = [nx, ny, nz.div_ceil(step)];
+    header.spacing[2] *= step as f64;
+    header.into_volume(kept).unwrap()
+}
+
+#[test]
+fn ten_millimetre_slices_still_give_the_lungs() {
+    let thick = every_nth_slice(5);
+    assert_eq!(thick.spacing()[2], 10.0);
+    let mask = lung_mask(&thick);
+    assert!(mask.found(), "{:?}", mask.warnings());
+    let full = lung_mask(&phantom::chest()).volume_ml();
+    assert!(
+        (mask.volume_ml() - full).abs() < 0.2 * full,
+        "{} ml against {full} ml",
+        mask.volume_ml()
+    );
+    // The 14 mm nodule against the pleura spans a 10 mm slice: still inside.
+    let ([i, j, k], _) = phantom::NODULES[3];
+    assert!(mask.contains(&thick, world(&phantom::chest(), [i, j, k])));
+}
+
 #[test]
 fn thick_slices_are_a_typed_warning() {
     let chest = phantom::chest();
@@ -106,17 +138,7 @@ fn thick_slices_are_a_typed_warning() {
             .any(|w| w.kind == WarningKind::ThickSlices)
     );
     // Every other slice of the 2 mm chest: 4 mm apart.
-    let (mut header, voxels) = chest.into_parts();
-    let [nx, ny, nz] = header.dims;
-    let thick: Vec<i16> = voxels
-        .chunks(nx * ny)
-        .step_by(2)
-        .flatten()
-        .copied()
-        .collect();
-    header.dims = [nx, ny, nz.div_ceil(2)];
-    header.spacing[2] *= 2.0;
-    let thick = header.into_volume(thick).unwrap();
+    let thick = every_nth_slice(2);
     let mask = lung_mask(&thick);
     assert!(mask.found());
     assert!(
