@@ -163,32 +163,34 @@ pub fn convex_hull(mask: &[bool], nx: usize, ny: usize) -> Vec<bool> {
 pub fn reach_from_border(passable: &[bool], nx: usize, ny: usize) -> Vec<bool> {
     let mut reached = vec![false; nx * ny];
     let mut stack = Vec::new();
-    let seed = |i: usize, j: usize, stack: &mut Vec<usize>| stack.push(i + nx * j);
+    // Each pixel is marked when it is pushed, so it is pushed at most once.
+    let visit = |at: usize, reached: &mut Vec<bool>, stack: &mut Vec<usize>| {
+        if passable[at] && !reached[at] {
+            reached[at] = true;
+            stack.push(at);
+        }
+    };
     for i in 0..nx {
-        seed(i, 0, &mut stack);
-        seed(i, ny - 1, &mut stack);
+        visit(i, &mut reached, &mut stack);
+        visit(i + nx * (ny - 1), &mut reached, &mut stack);
     }
     for j in 0..ny {
-        seed(0, j, &mut stack);
-        seed(nx - 1, j, &mut stack);
+        visit(nx * j, &mut reached, &mut stack);
+        visit(nx - 1 + nx * j, &mut reached, &mut stack);
     }
     while let Some(at) = stack.pop() {
-        if reached[at] || !passable[at] {
-            continue;
-        }
-        reached[at] = true;
         let (i, j) = (at % nx, at / nx);
         if i > 0 {
-            stack.push(at - 1);
+            visit(at - 1, &mut reached, &mut stack);
         }
         if i + 1 < nx {
-            stack.push(at + 1);
+            visit(at + 1, &mut reached, &mut stack);
         }
         if j > 0 {
-            stack.push(at - nx);
+            visit(at - nx, &mut reached, &mut stack);
         }
         if j + 1 < ny {
-            stack.push(at + nx);
+            visit(at + nx, &mut reached, &mut stack);
         }
     }
     reached
