@@ -475,12 +475,8 @@ fn lung_mask_and_candidates_match_native_in_the_browser() {
             serde_json::from_value(want["candidates"].clone()).expect("candidates");
         assert_eq!(found.len(), want.len(), "{case}: candidate count");
         for (n, (g, e)) in found.iter().zip(&want).enumerate() {
-            let close = (0..3).all(|a| (g.center_mm[a] - e.center_mm[a]).abs() < 1e-6);
             assert!(
-                close
-                    && g.center_voxel == e.center_voxel
-                    && g.scale_mm == e.scale_mm
-                    && g.score == e.score,
+                g.same_as(e, 1e-6),
                 "{case}: candidate {n}: {g:?}, expected {e:?}"
             );
         }

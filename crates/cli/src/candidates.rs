@@ -124,15 +124,11 @@ fn hit_radius(diameter_mm: f64) -> f64 {
     (diameter_mm / 2.0).max(2.5)
 }
 
-fn distance(a: [f64; 3], b: [f64; 3]) -> f64 {
-    (0..3).map(|i| (a[i] - b[i]).powi(2)).sum::<f64>().sqrt()
-}
-
 /// The nearest candidate to `p` within `radius`: its rank and distance (or the nearest of all).
 fn nearest(found: &[Candidate], p: [f64; 3], radius: f64) -> (Option<usize>, f64) {
     let mut best = (None, f64::INFINITY);
     for (rank, c) in found.iter().enumerate() {
-        let d = distance(c.center_mm, p);
+        let d = c.distance_mm(p);
         if d < best.1 {
             best.1 = d;
         }
@@ -147,38 +143,23 @@ fn evaluate_scan(scans: &Path, cache: &Path, scan: &str) -> anyhow::Result<ScanR
     let dicom = data::unpack_scan(scans, scan, cache)?;
     let volume = data::open_volume(&dicom)?;
     let (mask, report) = find_candidates(&volume);
-    let path = scans.join(scan).join("annotations.json");
-    let text =
-        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
-    let json: serde_json::Value = serde_json::from_str(&text)?;
-    let triple = |v: &serde_json::Value| -> Option<[f64; 3]> {
-        let a = v.as_array()?;
-        Some([
-            a.first()?.as_f64()?,
-            a.get(1)?.as_f64()?,
-            a.get(2)?.as_f64()?,
-        ])
-    };
+    let annotations = data::read_annotations(&scans.join(scan).join("annotations.json"))?;
     let mut marks = Vec::new();
-    for n in json["nodules"].as_array().into_iter().flatten() {
-        let center = triple(&n["center_mm"]).context("nodule without center_mm")?;
-        let diameter = n["diameter_mm"].as_f64().unwrap_or(10.0);
-        let (hit_rank, nearest_mm) = nearest(&report.candidates, center, hit_radius(diameter));
+    for n in &annotations.nodules {
+        let (hit_rank, nearest_mm) =
+            nearest(&report.candidates, n.center_mm, hit_radius(n.diameter_mm));
         marks.push(MarkResult {
             kind: "nodule",
-            center_mm: center,
-            diameter_mm: diameter,
-            n_readers: n["n_readers"].as_u64(),
-            reference: n["reference"].as_bool().unwrap_or(false),
-            in_mask: mask.contains(&volume, center),
+            center_mm: n.center_mm,
+            diameter_mm: n.diameter_mm,
+            n_readers: n.n_readers,
+            reference: n.reference,
+            in_mask: mask.contains(&volume, n.center_mm),
             hit_rank,
             nearest_mm,
         });
     }
-    for t in json["tumors"].as_array().into_iter().flatten() {
-        let (Some(lo), Some(hi)) = (triple(&t["box_min_mm"]), triple(&t["box_max_mm"])) else {
-            continue;
-        };
+    for &(lo, hi) in &annotations.tumours {
         let center = std::array::from_fn(|a| (lo[a] + hi[a]) / 2.0);
         let size: [f64; 3] = std::array::from_fn(|a| (hi[a] - lo[a]).abs());
         let diameter = size[0].min(size[1]);

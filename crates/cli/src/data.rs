@@ -401,8 +401,26 @@ impl Mark {
     }
 }
 
-/// Every mark of a scan's `annotations.json`.
-pub fn read_marks(path: &Path) -> anyhow::Result<Vec<Mark>> {
+/// A nodule of a scan's `annotations.json`.
+#[derive(Debug, Clone)]
+pub struct AnnotatedNodule {
+    pub center_mm: [f64; 3],
+    /// 10 mm where the file gives none.
+    pub diameter_mm: f64,
+    pub n_readers: Option<u64>,
+    /// Marked by ≥ 3 readers (the LUNA16 rule).
+    pub reference: bool,
+}
+
+/// A scan's `annotations.json`: its nodules and its tumour boxes (`[min, max]`, LPS mm).
+#[derive(Debug, Clone, Default)]
+pub struct Annotations {
+    pub nodules: Vec<AnnotatedNodule>,
+    pub tumours: Vec<([f64; 3], [f64; 3])>,
+}
+
+/// Reads a scan's `annotations.json`.
+pub fn read_annotations(path: &Path) -> anyhow::Result<Annotations> {
     let text =
         std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     let json: serde_json::Value =
@@ -415,22 +433,37 @@ pub fn read_marks(path: &Path) -> anyhow::Result<Vec<Mark>> {
             a.get(2)?.as_f64()?,
         ])
     };
-    let mut marks = Vec::new();
+    let mut annotations = Annotations::default();
     for n in json["nodules"].as_array().into_iter().flatten() {
-        let center = triple(&n["center_mm"])
+        let center_mm = triple(&n["center_mm"])
             .with_context(|| format!("{}: nodule without center_mm", path.display()))?;
-        let d = n["diameter_mm"].as_f64().unwrap_or(10.0);
-        marks.push(Mark::Sphere {
-            center,
-            radius_mm: d / 2.0,
+        annotations.nodules.push(AnnotatedNodule {
+            center_mm,
+            diameter_mm: n["diameter_mm"].as_f64().unwrap_or(10.0),
+            n_readers: n["n_readers"].as_u64(),
+            reference: n["reference"].as_bool().unwrap_or(false),
         });
     }
     for t in json["tumors"].as_array().into_iter().flatten() {
         if let (Some(min), Some(max)) = (triple(&t["box_min_mm"]), triple(&t["box_max_mm"])) {
-            marks.push(Mark::Box { min, max });
+            annotations.tumours.push((min, max));
         }
     }
-    Ok(marks)
+    Ok(annotations)
+}
+
+/// Every mark of a scan's `annotations.json`.
+pub fn read_marks(path: &Path) -> anyhow::Result<Vec<Mark>> {
+    let annotations = read_annotations(path)?;
+    let spheres = annotations.nodules.iter().map(|n| Mark::Sphere {
+        center: n.center_mm,
+        radius_mm: n.diameter_mm / 2.0,
+    });
+    let boxes = annotations
+        .tumours
+        .iter()
+        .map(|&(min, max)| Mark::Box { min, max });
+    Ok(spheres.chain(boxes).collect())
 }
 
 /// Unpacks `<scans>/<scan>/dicom.tar.xz` once into `<cache>/<scan>/dicom` (with `tar`).

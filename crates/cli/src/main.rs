@@ -307,11 +307,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             json,
             stack_spacing,
         } => {
-            let options = OpenOptions {
-                stack_spacing_mm: stack_spacing,
-                ..OpenOptions::default()
-            };
-            let volume = open(&paths, &options, !json)?;
+            let volume = open(&paths, stack_spacing, !json)?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&info_json(&volume))?);
             } else {
@@ -324,11 +320,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             json,
             stack_spacing,
         } => {
-            let options = OpenOptions {
-                stack_spacing_mm: stack_spacing,
-                ..OpenOptions::default()
-            };
-            let volume = open(&paths, &options, true)?;
+            let volume = open(&paths, stack_spacing, true)?;
             candidates::run(&volume, json.as_deref())
         }
         Command::EvalCandidates {
@@ -459,7 +451,16 @@ fn run(cli: Cli) -> anyhow::Result<()> {
 }
 
 /// Opens a scan with a progress bar on stderr (hidden when stderr is not a terminal).
-fn open(paths: &[PathBuf], options: &OpenOptions, show_progress: bool) -> anyhow::Result<Volume> {
+/// `stack_spacing_mm` is the voxel size given to PNG/JPEG stacks (`--stack-spacing`).
+fn open(
+    paths: &[PathBuf],
+    stack_spacing_mm: [f64; 3],
+    show_progress: bool,
+) -> anyhow::Result<Volume> {
+    let options = OpenOptions {
+        stack_spacing_mm,
+        ..OpenOptions::default()
+    };
     let source = DiskFiles::from_paths(paths)?;
     let bar = if show_progress {
         ProgressBar::new(0)
@@ -479,7 +480,7 @@ fn open(paths: &[PathBuf], options: &OpenOptions, show_progress: bool) -> anyhow
         bar.set_position(p.done as u64);
         true
     };
-    let volume = nodulens_core::open(&source, options, &mut on_progress)?;
+    let volume = nodulens_core::open(&source, &options, &mut on_progress)?;
     bar.finish_and_clear();
     Ok(volume)
 }

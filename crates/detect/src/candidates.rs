@@ -54,6 +54,25 @@ pub struct Candidate {
     pub score: i16,
 }
 
+impl Candidate {
+    /// Distance from the candidate's centre to `p` (LPS mm).
+    pub fn distance_mm(&self, p: [f64; 3]) -> f64 {
+        (0..3)
+            .map(|a| (self.center_mm[a] - p[a]).powi(2))
+            .sum::<f64>()
+            .sqrt()
+    }
+
+    /// Whether `other` is the same candidate: same voxel, scale and score, the centre within
+    /// `tolerance_mm` along each axis (one build held to another's output).
+    pub fn same_as(&self, other: &Candidate, tolerance_mm: f64) -> bool {
+        (0..3).all(|a| (self.center_mm[a] - other.center_mm[a]).abs() < tolerance_mm)
+            && self.center_voxel == other.center_voxel
+            && self.scale_mm == other.scale_mm
+            && self.score == other.score
+    }
+}
+
 /// A local maximum of one scale, on the working grid.
 #[derive(Debug, Clone, Copy)]
 struct Peak {
@@ -79,6 +98,8 @@ pub fn candidates_up_to(volume: &Volume, mask: &LungMask, max: usize) -> Vec<Can
         return Vec::new();
     };
     let (table, centres) = {
+        // Averaged again rather than kept from the lung mask: holding the working grid between
+        // the stages would cost its bytes again at the peak (the memory goal is 2× the volume).
         let hu = grid.resample(volume);
         (
             SummedVolume::new(&hu, inside, grid.dims(), lo, hi),

@@ -306,8 +306,6 @@ fn no_lungs(grid: Grid, why: impl Into<String>) -> LungMask {
 
 /// The 6-connected regions of `air` that are lung-sized and lung-dense.
 fn lung_regions(grid: &Grid, hu: &[i16], air: &[bool]) -> Vec<bool> {
-    let [nx, ny, _] = grid.dims();
-    let area = nx * ny;
     let mut lung = vec![false; grid.len()];
     let mut seen = vec![false; grid.len()];
     let mut stack: Vec<u32> = Vec::new();
@@ -325,31 +323,12 @@ fn lung_regions(grid: &Grid, hu: &[i16], air: &[bool]) -> Vec<bool> {
             let at = at as usize;
             region.push(at as u32);
             sum += i64::from(hu[at]);
-            let (i, j) = (at % nx, (at / nx) % ny);
-            let mut visit = |n: usize| {
+            morphology::for_each_neighbour(at, grid.dims(), |n| {
                 if air[n] && !seen[n] {
                     seen[n] = true;
                     stack.push(n as u32);
                 }
-            };
-            if i > 0 {
-                visit(at - 1);
-            }
-            if i + 1 < nx {
-                visit(at + 1);
-            }
-            if j > 0 {
-                visit(at - nx);
-            }
-            if j + 1 < ny {
-                visit(at + nx);
-            }
-            if at >= area {
-                visit(at - area);
-            }
-            if at + area < grid.len() {
-                visit(at + area);
-            }
+            });
         }
         let mean = sum as f64 / region.len() as f64;
         if region.len() >= min_voxels && mean > MAX_REGION_MEAN_HU {

@@ -159,6 +159,32 @@ pub fn convex_hull(mask: &[bool], nx: usize, ny: usize) -> Vec<bool> {
     out
 }
 
+/// Calls `visit` with each face neighbour of voxel `at` in a grid of `dims` (row by row, slice
+/// by slice): four in-plane, and the two along z where there is more than one slice.
+pub fn for_each_neighbour(at: usize, dims: [usize; 3], mut visit: impl FnMut(usize)) {
+    let [nx, ny, nz] = dims;
+    let area = nx * ny;
+    let (i, j) = (at % nx, (at / nx) % ny);
+    if i > 0 {
+        visit(at - 1);
+    }
+    if i + 1 < nx {
+        visit(at + 1);
+    }
+    if j > 0 {
+        visit(at - nx);
+    }
+    if j + 1 < ny {
+        visit(at + nx);
+    }
+    if at >= area {
+        visit(at - area);
+    }
+    if at + area < area * nz {
+        visit(at + area);
+    }
+}
+
 /// Pixels where `passable` holds that are 4-connected to the border through such pixels.
 pub fn reach_from_border(passable: &[bool], nx: usize, ny: usize) -> Vec<bool> {
     let mut reached = vec![false; nx * ny];
@@ -179,19 +205,7 @@ pub fn reach_from_border(passable: &[bool], nx: usize, ny: usize) -> Vec<bool> {
         visit(nx - 1 + nx * j, &mut reached, &mut stack);
     }
     while let Some(at) = stack.pop() {
-        let (i, j) = (at % nx, at / nx);
-        if i > 0 {
-            visit(at - 1, &mut reached, &mut stack);
-        }
-        if i + 1 < nx {
-            visit(at + 1, &mut reached, &mut stack);
-        }
-        if j > 0 {
-            visit(at - nx, &mut reached, &mut stack);
-        }
-        if j + 1 < ny {
-            visit(at + nx, &mut reached, &mut stack);
-        }
+        for_each_neighbour(at, [nx, ny, 1], |n| visit(n, &mut reached, &mut stack));
     }
     reached
 }
@@ -220,25 +234,12 @@ pub fn components(mask: &[bool], nx: usize, ny: usize) -> Vec<Vec<usize>> {
         stack.push(start);
         while let Some(at) = stack.pop() {
             pixels.push(at);
-            let (i, j) = (at % nx, at / nx);
-            let mut visit = |n: usize| {
+            for_each_neighbour(at, [nx, ny, 1], |n| {
                 if mask[n] && !seen[n] {
                     seen[n] = true;
                     stack.push(n);
                 }
-            };
-            if i > 0 {
-                visit(at - 1);
-            }
-            if i + 1 < nx {
-                visit(at + 1);
-            }
-            if j > 0 {
-                visit(at - nx);
-            }
-            if j + 1 < ny {
-                visit(at + nx);
-            }
+            });
         }
         out.push(pixels);
     }

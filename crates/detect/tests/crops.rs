@@ -39,12 +39,7 @@ fn every_committed_crop_has_a_candidate_on_its_nodule() {
         let radius = (num(d) / 2.0).max(2.5);
         let nearest = found
             .iter()
-            .map(|c| {
-                (0..3)
-                    .map(|a| (c.center_mm[a] - centre[a]).powi(2))
-                    .sum::<f64>()
-                    .sqrt()
-            })
+            .map(|c| c.distance_mm(centre))
             .fold(f64::INFINITY, f64::min);
         assert!(
             nearest <= radius,

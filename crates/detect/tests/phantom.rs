@@ -51,13 +51,7 @@ fn every_nodule_has_a_candidate_and_the_candidates_are_deterministic() {
     for (centre, d) in phantom::NODULES {
         let p = world(&chest, centre);
         let radius = (d as f64 / 2.0).max(2.5);
-        let hit = found.iter().any(|c| {
-            (0..3)
-                .map(|a| (c.center_mm[a] - p[a]).powi(2))
-                .sum::<f64>()
-                .sqrt()
-                <= radius
-        });
+        let hit = found.iter().any(|c| c.distance_mm(p) <= radius);
         assert!(
             hit,
             "no candidate within {radius} mm of the {d} mm nodule at {centre:?}: {found:#?}"

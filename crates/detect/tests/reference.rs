@@ -37,12 +37,7 @@ fn same(got: &Value, expected: &Value) -> Result<(), String> {
         ));
     }
     for (n, (g, e)) in got.iter().zip(&expected).enumerate() {
-        let close = (0..3).all(|a| (g.center_mm[a] - e.center_mm[a]).abs() < 1e-6);
-        if !close
-            || g.center_voxel != e.center_voxel
-            || g.scale_mm != e.scale_mm
-            || g.score != e.score
-        {
+        if !g.same_as(e, 1e-6) {
             return Err(format!("candidate {n}: {g:?}, expected {e:?}"));
         }
     }

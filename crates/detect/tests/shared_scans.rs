@@ -84,12 +84,7 @@ fn every_marked_nodule_is_in_the_lungs_and_near_a_candidate() {
             let radius = (d / 2.0).max(2.5);
             let nearest = found
                 .iter()
-                .map(|c| {
-                    (0..3)
-                        .map(|a| (c.center_mm[a] - centre[a]).powi(2))
-                        .sum::<f64>()
-                        .sqrt()
-                })
+                .map(|c| c.distance_mm(centre))
                 .fold(f64::INFINITY, f64::min);
             reference += usize::from(is_reference);
             if nearest > radius {
