@@ -29,3 +29,13 @@ if [ ! -d tests/e2e/node_modules/playwright-core ]; then
   say "installing the end-to-end tests' node packages"
   (cd tests/e2e && npm ci --no-audit --no-fund)
 fi
+if ! command -v dciodvfy >/dev/null; then
+  say "installing Debian's dicom3tools (dciodvfy validates the DICOM SR)"
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO=sudo
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq dicom3tools
+fi
+if ! python3 -c 'import highdicom, pydicom' 2>/dev/null; then
+  say "installing pydicom and highdicom (they read the DICOM SR back)"
+  python3 -m pip install --quiet -r tests/sr/requirements.txt
+fi

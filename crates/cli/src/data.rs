@@ -33,6 +33,10 @@ impl Split {
     }
 }
 
+/// Patients held out of every model's training and tuning (always test): LIDC-IDRI-0476's
+/// whole scan and six reference nodules are the one honest whole-scan figure we have.
+pub const HELD_OUT_PATIENTS: [&str; 1] = ["LIDC-IDRI-0476"];
+
 /// Fractions of patients in train and validation; the rest is test.
 pub const TRAIN_FRACTION: f64 = 0.65;
 pub const VAL_FRACTION: f64 = 0.15;
@@ -40,7 +44,11 @@ pub const VAL_FRACTION: f64 = 0.15;
 /// The scans' patients, dealt to the splits in a seeded order: two to train, one to validation,
 /// one to test, so each split has whole-scan negatives.
 fn scan_splits(scans: &[String], seed: u64) -> HashMap<String, Split> {
-    let mut names: Vec<String> = scans.to_vec();
+    let mut names: Vec<String> = scans
+        .iter()
+        .filter(|s| !HELD_OUT_PATIENTS.contains(&s.as_str()))
+        .cloned()
+        .collect();
     names.sort();
     Rng::derive(seed, "scans").shuffle(&mut names);
     let deal = [Split::Train, Split::Train, Split::Val, Split::Test];
@@ -54,6 +62,9 @@ fn scan_splits(scans: &[String], seed: u64) -> HashMap<String, Split> {
 /// The split of a patient: fixed by the seed and the patient id alone (so adding patients never
 /// moves the others), except the patients of the whole scans, dealt by [`scan_splits`].
 pub fn split_of(patient: &str, seed: u64, scan_splits: &HashMap<String, Split>) -> Split {
+    if HELD_OUT_PATIENTS.contains(&patient) {
+        return Split::Test;
+    }
     if let Some(s) = scan_splits.get(patient) {
         return *s;
     }
@@ -77,6 +88,10 @@ pub struct NoduleRow {
     pub center: [f64; 3],
     pub diameter_mm: f64,
     pub malignancy: u8,
+    /// The readers' texture rating (1–2 ground glass, 3–4 part-solid, 5 solid), if given.
+    pub texture: Option<u8>,
+    /// The readers' calcification rating (1–5 a pattern, 6 absent), if given.
+    pub calcification: Option<u8>,
 }
 
 /// Reads `nodules.csv` (plain CSV, no quoted commas), by column name.
@@ -99,6 +114,12 @@ pub fn read_nodules_csv(dir: &Path) -> anyhow::Result<Vec<NoduleRow>> {
     let (c_pat, c_img, c_mask) = (col("patient_id")?, col("image")?, col("mask")?);
     let (cx, cy, cz) = (col("coordX")?, col("coordY")?, col("coordZ")?);
     let (c_diam, c_mal) = (col("diameter_mm")?, col("malignancy")?);
+    // Optional ratings: read where the table has them.
+    let (c_texture, c_calcification) = (col("texture").ok(), col("calcification").ok());
+    let rating = |f: &[&str], c: Option<usize>| -> Option<u8> {
+        let v: f64 = f.get(c?)?.trim().parse().ok()?;
+        (v.is_finite() && (0.0..=255.0).contains(&v)).then(|| v.round() as u8)
+    };
     let mut rows = Vec::new();
     for (n, line) in lines.enumerate() {
         if line.trim().is_empty() {
@@ -134,6 +155,8 @@ pub fn read_nodules_csv(dir: &Path) -> anyhow::Result<Vec<NoduleRow>> {
             center: [num(cx)?, num(cy)?, num(cz)?],
             diameter_mm: num(c_diam)?,
             malignancy: malignancy.round() as u8,
+            texture: rating(&f, c_texture),
+            calcification: rating(&f, c_calcification),
         });
     }
     Ok(rows)
@@ -242,8 +265,11 @@ pub struct BuildOptions<'a> {
 ///
 /// - malignancy: every crop rated 1, 2 (benign) or 4, 5 (malignant), centred on its nodule.
 /// - nodule: every crop (positive), one point of each crop away from its nodule (negative), and
-///   the whole scans' blob-detector candidates and lung points away from every mark (negatives),
-///   each cut to an LIDC-like crop so that positives and negatives share the same padding.
+///   the whole scans' pipeline candidates away from every mark (negatives).
+///
+/// Every nodule and every scan candidate is segmented and cut to its deterministic context
+/// ([`nodulens_detect::Site`], [`nodulens_core::preprocess::nodule_context`]) exactly as the
+/// detection pipeline cuts it, so that training and serving see the same patches.
 pub fn build(options: &BuildOptions) -> anyhow::Result<Dataset> {
     let crops = crops_dir(options.data);
     let rows = read_nodules_csv(&crops)?;
@@ -255,7 +281,6 @@ pub fn build(options: &BuildOptions) -> anyhow::Result<Dataset> {
         samples: Vec::new(),
     };
     let mut rng = Rng::derive(options.seed, "negatives");
-    let mut z_extents_mm = Vec::new();
     for row in &rows {
         let split = split_of(&row.patient, options.seed, &dealt);
         if options.only.is_some_and(|s| s != split) {
@@ -269,7 +294,6 @@ pub fn build(options: &BuildOptions) -> anyhow::Result<Dataset> {
             continue;
         }
         let volume = open_volume(&crops.join(&row.image))?;
-        z_extents_mm.push(volume.dims()[2] as f64 * volume.spacing()[2]);
         let label = match options.kind {
             ModelKind::Malignancy => row.malignancy >= 4,
             ModelKind::Nodule => true,
@@ -290,9 +314,19 @@ pub fn build(options: &BuildOptions) -> anyhow::Result<Dataset> {
                 });
             }
         }
+        ds.volumes.push(volume);
+        // The nodule as the pipeline sees it: its own segmentation's centre and context (the
+        // whole crop where it cannot be segmented).
+        let (center, volume) = match nodule_site(&ds.volumes[v], row) {
+            Some((center, context)) => {
+                ds.volumes.push(context);
+                (center, ds.volumes.len() - 1)
+            }
+            None => (row.center, v),
+        };
         ds.samples.push(Sample {
-            volume: v,
-            center: row.center,
+            volume,
+            center,
             label,
             patient: row.patient.clone(),
             split,
@@ -300,7 +334,6 @@ pub fn build(options: &BuildOptions) -> anyhow::Result<Dataset> {
             diameter_mm: row.diameter_mm,
             source: Source::Nodule,
         });
-        ds.volumes.push(volume);
     }
     if options.verbose {
         eprintln!("{} crops read", ds.volumes.len());
@@ -308,24 +341,22 @@ pub fn build(options: &BuildOptions) -> anyhow::Result<Dataset> {
     if options.kind == ModelKind::Nodule
         && let Some(root) = scans_root
     {
-        if z_extents_mm.is_empty() {
-            z_extents_mm.push(10.0);
-        }
         for scan in &scans {
-            let split = dealt[scan];
+            let split = split_of(scan, options.seed, &dealt);
             if options.only.is_some_and(|s| s != split) {
                 continue;
             }
             let dicom = unpack_scan(&root, scan, options.cache)?;
             let volume = open_volume(&dicom)?;
             let marks = read_marks(&root.join(scan).join("annotations.json"))?;
-            let points = mine_negatives(&volume, &marks, options.negatives_per_scan);
+            let negatives = mine_negatives(&volume, &marks, options.negatives_per_scan);
             if options.verbose {
-                eprintln!("{scan}: {} negatives ({split:?})", points.len());
+                eprintln!("{scan}: {} negatives ({split:?})", negatives.len());
             }
-            for p in points {
-                let z_mm = z_extents_mm[rng.below(z_extents_mm.len())];
-                let Some(crop) = lidc_like_crop(&volume, p, z_mm, &mut rng) else {
+            for site in negatives {
+                let p = site.center_mm;
+                let Some(crop) = preprocess::nodule_context(&volume, p, site.measurement.slices)
+                else {
                     continue;
                 };
                 ds.samples.push(Sample {
@@ -488,38 +519,26 @@ pub fn unpack_scan(scans: &Path, scan: &str, cache: &Path) -> anyhow::Result<Pat
     Ok(dicom)
 }
 
-/// Hard negatives of a whole scan: the detection pipeline's own candidates (lung mask, then
-/// `nodulens_detect::candidates`, strongest first) that lie at least 10 mm beyond every mark
-/// (any number of readers) — what the pipeline will ask the nodule model about. Deterministic.
-pub fn mine_negatives(volume: &Volume, marks: &[Mark], count: usize) -> Vec<[f64; 3]> {
+/// Hard negatives of a whole scan: the detection pipeline's own sites (lung mask, candidates,
+/// segmentation; strongest candidates first) that lie at least 10 mm beyond every mark (any
+/// number of readers) — what the pipeline will ask the nodule model about. Deterministic.
+pub fn mine_negatives(volume: &Volume, marks: &[Mark], count: usize) -> Vec<nodulens_detect::Site> {
     let mask = nodulens_detect::lung_mask(volume);
     let budget = count.max(nodulens_detect::MAX_CANDIDATES);
-    nodulens_detect::candidates_up_to(volume, &mask, budget)
+    let found = nodulens_detect::candidates_up_to(volume, &mask, budget);
+    nodulens_detect::sites(volume, &found)
         .into_iter()
-        .map(|c| c.center_mm)
-        .filter(|&p| marks.iter().all(|m| m.distance(p) > 10.0))
+        .filter(|s| marks.iter().all(|m| m.distance(s.center_mm) > 10.0))
         .take(count)
         .collect()
 }
 
-/// Cuts a whole scan around `p` the way the LIDC crops were cut: 44 voxels in-plane with the
-/// point near (±3 voxels) the middle, and `z_mm` along z with the point at a random slice inside.
-pub fn lidc_like_crop(volume: &Volume, p: [f64; 3], z_mm: f64, rng: &mut Rng) -> Option<Volume> {
-    let c = volume.world_to_voxel(p);
-    let nz = ((z_mm / volume.spacing()[2]).round() as usize).max(2);
-    let mut lo = [0usize; 3];
-    let mut hi = [0usize; 3];
-    for a in 0..2 {
-        let shift = rng.below(7) as f64 - 3.0;
-        let start = (c[a].round() - 22.0 + shift).max(0.0) as usize;
-        lo[a] = start.min(volume.dims()[a].saturating_sub(1));
-        hi[a] = (start + 44).min(volume.dims()[a]);
-    }
-    let before = rng.below(nz.saturating_sub(1).max(1)) as f64;
-    let start = (c[2].round() - before).max(0.0) as usize;
-    lo[2] = start.min(volume.dims()[2].saturating_sub(1));
-    hi[2] = (start + nz).min(volume.dims()[2]);
-    preprocess::crop_box(volume, lo, hi)
+/// A crop's nodule as the pipeline would see it: the centre of our own segmentation near the
+/// table's centre, and the deterministic context around it.
+fn nodule_site(crop: &Volume, row: &NoduleRow) -> Option<([f64; 3], Volume)> {
+    let site = nodulens_detect::Site::at(crop, row.center, row.diameter_mm / 2.0 + 2.5)?;
+    let context = preprocess::nodule_context(crop, site.center_mm, site.measurement.slices)?;
+    Some((site.center_mm, context))
 }
 
 /// Augmentation ranges at strength 1 for each task (scale changes apparent size, the main cue of
@@ -691,17 +710,23 @@ mod tests {
             center: vol.voxel_to_world([i as f64, j as f64, k as f64]),
             radius_mm: d as f64 / 2.0,
         }];
-        let mut rng = Rng::new(5);
-        let points = mine_negatives(&vol, &marks, 40);
-        assert!(!points.is_empty());
-        assert_eq!(points, mine_negatives(&vol, &marks, 40), "deterministic");
+        let sites = mine_negatives(&vol, &marks, 40);
+        assert!(!sites.is_empty());
+        assert_eq!(sites, mine_negatives(&vol, &marks, 40), "deterministic");
         let lungs = nodulens_detect::lung_mask(&vol);
-        for p in &points {
-            assert!(marks[0].distance(*p) > 10.0, "{p:?}");
-            assert!(lungs.contains(&vol, *p), "{p:?} outside the lungs");
+        for site in &sites {
+            let p = site.center_mm;
+            assert!(marks[0].distance(p) > 10.0, "{p:?}");
+            // The candidate is in the lungs; a segmentation reaching into the wall may move
+            // the centroid of a mass against the pleura just outside.
+            let c = site.candidate.center_mm;
+            assert!(lungs.contains(&vol, c), "{c:?} outside the lungs");
         }
-        let crop = lidc_like_crop(&vol, points[0], 7.5, &mut rng).unwrap();
-        let slices = (7.5 / vol.spacing()[2]).round() as usize;
-        assert!(crop.dims()[0] <= 44 && crop.dims()[2] <= slices);
+        // Each is cut to its own slices, as the pipeline cuts it.
+        let s = &sites[0];
+        let context = preprocess::nodule_context(&vol, s.center_mm, s.measurement.slices).unwrap();
+        let slices = s.measurement.slices[1] - s.measurement.slices[0] + 1;
+        let width = 2 * preprocess::CONTEXT_HALF_WIDTH + 1;
+        assert!(context.dims()[0] <= width && context.dims()[2] == slices);
     }
 }

@@ -86,6 +86,8 @@ pub fn export(args: &ExportArgs) -> anyhow::Result<Manifest> {
             architecture: state.architecture.clone(),
             preprocess: state.preprocess.clone(),
             threshold: state.threshold,
+            // Chosen afterwards on whole scans (`nodulens eval-detection`), not by training.
+            detection_threshold: None,
             training,
             metrics: serde_json::Value::Object(metrics),
         });
@@ -226,8 +228,9 @@ radiologists' majority rating was 4–5 (suspicious) rather than 1–2; a rating
         "`nodulens_core::preprocess::extract_views` around the point: axial, coronal and sagittal planes, \
 {} slices each at offsets {:?} mm, {}×{} samples at {} mm (trilinear), HU clipped to [{}, {}] and scaled \
 to [0, 1], outside the volume {} HU. The LIDC crops cover about 44×44 native voxels in-plane and only the \
-nodule's own z-extent, so every training input (negatives too) was cut that way \
-(`data::lidc_like_crop`); a whole-scan pipeline should cut its candidates likewise before sampling.\n",
+nodule's own z-extent, so every input, in training and in the pipeline, is first cut to the same \
+deterministic context (`nodulens_detect::cut_patch`: 18 voxels each side in-plane, the slices of our own \
+segmentation of the finding along z), from crops and whole scans alike.\n",
         pre.channels(),
         pre.slice_offsets_mm,
         pre.patch_size,

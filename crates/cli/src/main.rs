@@ -3,7 +3,10 @@
 
 mod candidates;
 mod data;
+mod detect;
 mod eval;
+mod eval_detection;
+mod eval_measurement;
 mod export;
 mod metrics;
 mod plots;
@@ -57,6 +60,67 @@ enum Command {
         /// Voxel size for PNG/JPEG stacks, "x,y,z" in mm.
         #[arg(long, value_parser = parse_spacing, default_value = "1,1,1")]
         stack_spacing: [f64; 3],
+    },
+    /// Find, measure and categorise the nodules of a scan: findings with size, type,
+    /// p(nodule), p(malignant) and Lung-RADS (research use only, not a medical device).
+    Detect {
+        /// As for `info`.
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+        /// Also write the report as JSON here.
+        #[arg(long)]
+        json: Option<PathBuf>,
+        /// Also write a DICOM SR (Comprehensive 3D SR, TID 1500) here, in the source's study
+        /// (DICOM input only).
+        #[arg(long)]
+        sr: Option<PathBuf>,
+        /// Findings need p(nodule) at least this (default: the models' operating point);
+        /// 0 lists every scored candidate, unmerged.
+        #[arg(long)]
+        threshold: Option<f32>,
+        /// Where the models are (manifest.json and weights).
+        #[arg(long, default_value = "models")]
+        models: PathBuf,
+        /// Which device runs the models.
+        #[arg(long, value_enum, default_value = "cpu")]
+        backend: Backend,
+        /// Voxel size for PNG/JPEG stacks, "x,y,z" in mm.
+        #[arg(long, value_parser = parse_spacing, default_value = "1,1,1")]
+        stack_spacing: [f64; 3],
+    },
+    /// Score the whole pipeline on annotated scans: FROC, sensitivity at 1/8 … 8 false
+    /// positives per scan, CPM, and the operating point's sensitivity and false positives.
+    EvalDetection {
+        /// One folder per scan with annotations.json and dicom/, dicom.tar.xz, .mhd or .nii.gz.
+        #[arg(long)]
+        scans: PathBuf,
+        #[arg(long, default_value = "models")]
+        models: PathBuf,
+        /// Where dicom.tar.xz files are unpacked (<cache>/<scan>/dicom).
+        #[arg(long, default_value = "target/test-scans")]
+        cache: PathBuf,
+        /// The operating point (default: the models').
+        #[arg(long)]
+        threshold: Option<f32>,
+        /// Only these scans (repeatable).
+        #[arg(long = "scan")]
+        only: Vec<String>,
+        /// Write the figures as JSON here.
+        #[arg(long)]
+        json: Option<PathBuf>,
+        /// Write the FROC curve as PNG into this folder.
+        #[arg(long)]
+        plots: Option<PathBuf>,
+    },
+    /// Segment and measure every LIDC crop: axes against the readers' masks and diameter_mm by
+    /// size band, type against the texture rating, calcification against its rating.
+    EvalMeasurement {
+        /// The shared data root (with lidc-crops/) or a folder laid out like lidc-crops.
+        #[arg(long)]
+        data: PathBuf,
+        /// Write the figures as JSON here.
+        #[arg(long)]
+        json: Option<PathBuf>,
     },
     /// Measure the lung mask and the candidates on the shared whole scans and all crops.
     EvalCandidates {
@@ -163,6 +227,15 @@ enum Command {
         #[command(flatten)]
         scans: ScanArgs,
     },
+}
+
+/// Where `detect` runs the models.
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Backend {
+    /// The fused CPU pass.
+    Cpu,
+    /// burn-wgpu (WebGPU, Vulkan, Metal).
+    Wgpu,
 }
 
 /// What both `eval-*` commands take.
@@ -323,6 +396,81 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let volume = open(&paths, stack_spacing, true)?;
             candidates::run(&volume, json.as_deref())
         }
+        Command::Detect {
+            paths,
+            json,
+            sr,
+            threshold,
+            models,
+            backend,
+            stack_spacing,
+        } => {
+            if backend == Backend::Wgpu {
+                anyhow::bail!(
+                    "this build of nodulens runs the models on the CPU only (--backend cpu); the wgpu backend runs in the browser app"
+                );
+            }
+            if let Some(t) = threshold
+                && !(0.0..=1.0).contains(&t)
+            {
+                anyhow::bail!("--threshold {t} is not a probability in [0, 1]");
+            }
+            let volume = open(&paths, stack_spacing, true)?;
+            if sr.is_some() {
+                nodulens_detect::check_source(&volume).context("--sr")?;
+            }
+            detect::run(
+                &volume,
+                &models,
+                threshold,
+                detect::Outputs {
+                    json: json.as_deref(),
+                    sr: sr.as_deref(),
+                },
+            )
+        }
+        Command::EvalDetection {
+            scans,
+            models,
+            cache,
+            threshold,
+            only,
+            json,
+            plots,
+        } => {
+            let report = eval_detection::evaluate(&eval_detection::EvalDetectionArgs {
+                scans: &scans,
+                models: &models,
+                cache: &cache,
+                threshold,
+                only: &only,
+            })?;
+            let at = &report["sensitivity_at_fp"];
+            println!(
+                "CPM {:.3}  (sensitivity at 1/8 … 8 FP/scan: {:.2} {:.2} {:.2} {:.2} {:.2} {:.2} {:.2}); at p ≥ {:.3}: sensitivity {:.3}, {:.2} FP/scan",
+                report["cpm"].as_f64().unwrap_or(0.0),
+                at["0.125"].as_f64().unwrap_or(0.0),
+                at["0.25"].as_f64().unwrap_or(0.0),
+                at["0.5"].as_f64().unwrap_or(0.0),
+                at["1"].as_f64().unwrap_or(0.0),
+                at["2"].as_f64().unwrap_or(0.0),
+                at["4"].as_f64().unwrap_or(0.0),
+                at["8"].as_f64().unwrap_or(0.0),
+                report["threshold"].as_f64().unwrap_or(0.0),
+                report["sensitivity_at_threshold"].as_f64().unwrap_or(0.0),
+                report["fp_per_scan_at_threshold"].as_f64().unwrap_or(0.0),
+            );
+            if let Some(path) = json {
+                let text = serde_json::to_string_pretty(&report)?;
+                std::fs::write(&path, text + "\n")
+                    .with_context(|| format!("writing {}", path.display()))?;
+            }
+            if let Some(dir) = plots {
+                println!("wrote {}", plots::write_froc(&report, &dir)?.display());
+            }
+            Ok(())
+        }
+        Command::EvalMeasurement { data, json } => eval_measurement::run(&data, json.as_deref()),
         Command::EvalCandidates {
             data,
             cache,

@@ -169,6 +169,85 @@ fn draw_roc(
     Ok(())
 }
 
+/// Writes `<dir>/froc.png` from an `eval-detection` report (its `froc` points, `cpm`,
+/// `sensitivity_at_fp` and operating point): sensitivity against false positives per scan on a
+/// log axis, 1/8 to 8.
+pub fn write_froc(report: &serde_json::Value, dir: &Path) -> anyhow::Result<PathBuf> {
+    register_font()?;
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let path = dir.join("froc.png");
+    save(&path, ROC_SIZE, |buf| draw_froc(buf, ROC_SIZE, report))?;
+    Ok(path)
+}
+
+fn draw_froc(buf: &mut [u8], size: (u32, u32), report: &serde_json::Value) -> anyhow::Result<()> {
+    let (lo, hi) = (0.125f64, 8.0f64);
+    let points: Vec<(f64, f64)> = report["froc"]
+        .as_array()
+        .context("report has no FROC points")?
+        .iter()
+        .filter_map(|p| Some((p[0].as_f64()?.clamp(lo, hi), p[1].as_f64()?)))
+        .collect();
+    let root = BitMapBackend::with_buffer(buf, size).into_drawing_area();
+    root.fill(&WHITE).map_err(plot_err)?;
+    let caption = format!(
+        "FROC: {} scans, {} reference nodules",
+        report["n_scans"], report["n_reference"]
+    );
+    let mut chart = ChartBuilder::on(&root)
+        .caption(caption, (FONT, 20))
+        .margin(16)
+        .x_label_area_size(48)
+        .y_label_area_size(56)
+        .build_cartesian_2d((lo..hi).log_scale(), 0f64..1f64)
+        .map_err(plot_err)?;
+    chart
+        .configure_mesh()
+        .x_desc("false positives per scan")
+        .y_desc("sensitivity")
+        .label_style((FONT, 14))
+        .axis_desc_style((FONT, 15))
+        .light_line_style(RGBColor(244, 244, 244))
+        .bold_line_style(RGBColor(210, 210, 210))
+        .draw()
+        .map_err(plot_err)?;
+    let blue = RGBColor(33, 102, 172);
+    let cpm = report["cpm"].as_f64().unwrap_or(f64::NAN);
+    chart
+        .draw_series(LineSeries::new(points, blue.stroke_width(3)))
+        .map_err(plot_err)?
+        .label(format!("CPM {cpm:.3}"))
+        .legend(move |(x, y)| PathElement::new([(x, y), (x + 20, y)], blue.stroke_width(3)));
+    if let (Some(sens), Some(fp), Some(t)) = (
+        report["sensitivity_at_threshold"].as_f64(),
+        report["fp_per_scan_at_threshold"].as_f64(),
+        report["threshold"].as_f64(),
+    ) {
+        let red = RGBColor(200, 30, 30);
+        chart
+            .draw_series(std::iter::once(Circle::new(
+                (fp.clamp(lo, hi), sens),
+                6,
+                red.filled(),
+            )))
+            .map_err(plot_err)?
+            .label(format!(
+                "operating point p >= {t:.3}: sens {sens:.2} at {fp:.2} FP/scan"
+            ))
+            .legend(move |(x, y)| Circle::new((x + 10, y), 5, red.filled()));
+    }
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::LowerRight)
+        .label_font((FONT, 14))
+        .background_style(WHITE.mix(0.9))
+        .border_style(BLACK)
+        .draw()
+        .map_err(plot_err)?;
+    root.present().map_err(plot_err)?;
+    Ok(())
+}
+
 /// Centred text of `px` pixels.
 fn style(px: u32, color: &'static RGBColor) -> TextStyle<'static> {
     TextStyle::from((FONT, px).into_font())

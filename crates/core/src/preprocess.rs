@@ -6,9 +6,11 @@
 //! spacing, with trilinear interpolation. Samples outside the volume take [`PreprocessConfig::pad_hu`]
 //! (air). Hounsfield units are clipped to `[hu_min, hu_max]` and scaled to `[0, 1]`.
 //!
-//! The models were trained on LIDC crops that cover only about 44×44 native voxels in-plane and the
-//! nodule's own z-extent (see the data README). [`crop_around`] cuts a whole scan the same way,
-//! so that a candidate from a whole scan looks to the model like the crops it learned from.
+//! The models learn from LIDC crops that cover only about 44×44 native voxels in-plane and the
+//! nodule's own z-extent (see the data README). [`nodule_context`] cuts a finding's context
+//! from any volume the same deterministic way — a fixed number of voxels in-plane, the
+//! finding's own slices along z — so that a candidate of a whole scan and the same nodule's
+//! crop give the model the same patch, in training and in the pipeline.
 //!
 //! Pure Rust, no burn: it builds for wasm32 with the rest of the core.
 
@@ -257,26 +259,33 @@ impl<'a> Sampler<'a> {
     }
 }
 
-/// Cuts a sub-volume around `center_lps`: `half_extent` voxels to each side along each grid axis
-/// (clamped to the volume), the way the LIDC crops the models learned from were cut. Geometry is
-/// kept, so world coordinates stay valid in the crop. `None` when the point is outside the volume.
-pub fn crop_around(
-    volume: &Volume,
-    center_lps: [f64; 3],
-    half_extent: [usize; 3],
-) -> Option<Volume> {
+/// In-plane half-width of a finding's context, voxels: every LIDC crop holds at least this
+/// many voxels on each side of its nodule's centre (the 1st percentile is 18.3).
+pub const CONTEXT_HALF_WIDTH: usize = 18;
+
+/// The part of `volume` the models see around a finding at `center_lps` (LPS mm): the voxel
+/// columns and rows within [`CONTEXT_HALF_WIDTH`] of the centre's voxel, and the slices
+/// `slices[0]..=slices[1]` (the finding's own extent). Geometry is kept, so world coordinates
+/// stay valid. `None` when the centre or the slices are outside the volume.
+pub fn nodule_context(volume: &Volume, center_lps: [f64; 3], slices: [usize; 2]) -> Option<Volume> {
     let c = volume.world_to_voxel(center_lps);
+    let dims = volume.dims();
     let mut lo = [0usize; 3];
     let mut hi = [0usize; 3];
-    for a in 0..3 {
+    for a in 0..2 {
         let ci = c[a].round();
-        if !ci.is_finite() || ci < 0.0 || ci >= volume.dims()[a] as f64 {
+        if !ci.is_finite() || ci < 0.0 || ci >= dims[a] as f64 {
             return None;
         }
         let ci = ci as usize;
-        lo[a] = ci.saturating_sub(half_extent[a]);
-        hi[a] = (ci + half_extent[a] + 1).min(volume.dims()[a]);
+        lo[a] = ci.saturating_sub(CONTEXT_HALF_WIDTH);
+        hi[a] = (ci + CONTEXT_HALF_WIDTH + 1).min(dims[a]);
     }
+    if slices[0] > slices[1] || slices[1] >= dims[2] {
+        return None;
+    }
+    lo[2] = slices[0];
+    hi[2] = slices[1] + 1;
     crop_box(volume, lo, hi)
 }
 
@@ -487,25 +496,31 @@ mod tests {
     }
 
     #[test]
-    fn crops_keep_world_coordinates() {
+    fn contexts_keep_world_coordinates() {
         let vol = synthetic_volume(
-            [30, 30, 10],
+            [60, 60, 10],
             [0.7, 0.7, 2.5],
             [-5.0, 3.0, -50.0],
-            |i, j, k| (i + 30 * j + 900 * k) as i16,
+            |i, j, k| (i + 60 * j) as i16 + 900 * k as i16,
         );
-        let centre = vol.voxel_to_world([12.0, 20.0, 5.0]);
-        let crop = crop_around(&vol, centre, [3, 3, 1]).unwrap();
-        assert_eq!(crop.dims(), [7, 7, 3]);
-        let c = crop.world_to_voxel(centre);
+        let centre = vol.voxel_to_world([25.2, 30.0, 5.0]);
+        let context = nodule_context(&vol, centre, [4, 6]).unwrap();
+        let w = 2 * CONTEXT_HALF_WIDTH + 1;
+        assert_eq!(context.dims(), [w, w, 3]);
+        let c = context.world_to_voxel(centre);
         assert!(
-            (c[0] - 3.0).abs() < 1e-9 && (c[1] - 3.0).abs() < 1e-9 && (c[2] - 1.0).abs() < 1e-9
+            (c[0] - 18.2).abs() < 1e-9 && (c[1] - 18.0).abs() < 1e-9 && (c[2] - 1.0).abs() < 1e-9
         );
-        assert_eq!(crop.get(3, 3, 1), vol.get(12, 20, 5));
-        // Clamped at the border; a point outside the volume gives nothing.
-        let edge = crop_around(&vol, vol.voxel_to_world([0.0, 0.0, 0.0]), [3, 3, 1]).unwrap();
-        assert_eq!(edge.dims(), [4, 4, 2]);
-        assert!(crop_around(&vol, [1e4, 0.0, 0.0], [3, 3, 1]).is_none());
+        assert_eq!(context.get(18, 18, 1), vol.get(25, 30, 5));
+        // Clamped at the border; a point or slices outside the volume give nothing.
+        let edge = nodule_context(&vol, vol.voxel_to_world([0.0, 0.0, 0.0]), [0, 0]).unwrap();
+        assert_eq!(
+            edge.dims(),
+            [CONTEXT_HALF_WIDTH + 1, CONTEXT_HALF_WIDTH + 1, 1]
+        );
+        assert!(nodule_context(&vol, [1e4, 0.0, 0.0], [0, 0]).is_none());
+        assert!(nodule_context(&vol, centre, [5, 10]).is_none());
+        assert!(nodule_context(&vol, centre, [6, 5]).is_none());
     }
 
     #[test]

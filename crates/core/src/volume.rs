@@ -46,6 +46,9 @@ pub struct Metadata {
     pub slice_thickness_mm: Option<f64>,
     pub manufacturer: Option<String>,
     pub study_date: Option<String>,
+    /// DICOM TM, as the file gives it (a report copies it).
+    #[serde(default)]
+    pub study_time: Option<String>,
     /// Other series found among the inputs and not shown (DICOM), one line each.
     pub other_series: Vec<String>,
     // What a report (JSON, DICOM SR) must refer back to; DICOM only.

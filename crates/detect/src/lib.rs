@@ -3,23 +3,37 @@
 //!
 //! The data's path: files → `Volume` (nodulens-core) → [`lung_mask`] → [`candidates`] →
 //! patches → probabilities (the models, driven by the caller: [`Scoring`] hands out batches
-//! and takes probabilities back) → findings → reports. This crate has the first two stages and
-//! the scoring protocol; patches, findings and reports are "Detection, part 2".
+//! and takes probabilities back) → findings → reports ([JSON](Report) and a [DICOM SR](sr)). Each candidate is [segmented](segment)
+//! and [measured](measure) on the scan's own voxels into a [`Site`], whose patch is cut from a
+//! deterministic context ([`cut_patch`]); scored sites become [`Finding`]s with a
+//! [Lung-RADS](lung_rads) category, and a scan's [`Report`].
 //!
 //! Everything runs on a [working grid](Grid) of about 1.25 mm voxels, whatever the scan's
 //! resolution, so that a chest fits in a few tens of megabytes next to the volume.
 
 mod candidates;
+mod findings;
 mod grid;
 mod integral;
 mod lung;
+pub mod lung_rads;
+pub mod measure;
 pub mod morphology;
 pub mod phantom;
 mod scoring;
+pub mod segment;
+pub mod sr;
 
 pub use candidates::{
     Candidate, MAX_CANDIDATES, MIN_RESPONSE_HU, SCALES_MM, candidates, candidates_up_to,
 };
+pub use findings::{
+    Finding, MERGE_MIN_MM, Report, Site, all_findings, cut_patch, findings, merge_duplicates, sites,
+};
 pub use grid::{Grid, WORK_SPACING_MM};
 pub use lung::{CLOSING_MM, LungMask, LungSummary, MIN_LUNG_ML, THICK_SLICES_MM, lung_mask};
+pub use lung_rads::{Assessment, Category};
+pub use measure::{Measurement, NoduleType, measure};
 pub use scoring::{PatchBatch, Scoring, ScoringError};
+pub use segment::{Segmentation, segment};
+pub use sr::{SrContext, SrError, check_source, structured_report};

@@ -32,6 +32,40 @@ pub fn squared_distance(mask: &[bool], nx: usize, ny: usize, spacing: [f64; 2]) 
     d
 }
 
+/// [`squared_distance`] in 3-D: squared distance (mm²) from each voxel of a `dims` grid
+/// (row by row, slice by slice) to the nearest set voxel, with anisotropic `spacing`.
+pub fn squared_distance_3d(mask: &[bool], dims: [usize; 3], spacing: [f64; 3]) -> Vec<f64> {
+    let [nx, ny, nz] = dims;
+    let mut d: Vec<f64> = mask.iter().map(|&m| if m { 0.0 } else { FAR }).collect();
+    let n = nx.max(ny).max(nz);
+    let mut line = vec![0.0; n];
+    let mut out = vec![0.0; n];
+    let mut v = vec![0usize; n];
+    let mut z = vec![0.0; n + 1];
+    // One pass per axis: `len` samples `stride` apart from each start.
+    let mut pass = |d: &mut Vec<f64>, len: usize, stride: usize, starts: &[usize], w: f64| {
+        for &start in starts {
+            for q in 0..len {
+                line[q] = d[start + q * stride];
+            }
+            distance_1d(&line[..len], &mut out[..len], &mut v, &mut z, w);
+            for q in 0..len {
+                d[start + q * stride] = out[q];
+            }
+        }
+    };
+    let area = nx * ny;
+    let starts_x: Vec<usize> = (0..ny * nz).map(|r| r * nx).collect();
+    pass(&mut d, nx, 1, &starts_x, spacing[0]);
+    let starts_y: Vec<usize> = (0..nz)
+        .flat_map(|k| (0..nx).map(move |i| i + area * k))
+        .collect();
+    pass(&mut d, ny, nx, &starts_y, spacing[1]);
+    let starts_z: Vec<usize> = (0..area).collect();
+    pass(&mut d, nz, area, &starts_z, spacing[2]);
+    d
+}
+
 /// The lower envelope of parabolas rooted at `f` (one row or column, `w` mm apart).
 fn distance_1d(f: &[f64], d: &mut [f64], v: &mut [usize], z: &mut [f64], w: f64) {
     let n = f.len();
@@ -273,6 +307,19 @@ mod tests {
                 .iter()
                 .all(|&v| v >= FAR)
         );
+    }
+
+    #[test]
+    fn distances_in_3d_follow_each_axis_spacing() {
+        let dims = [5, 5, 5];
+        let mut mask = vec![false; 125];
+        mask[2 + 5 * 2 + 25 * 2] = true;
+        let d = squared_distance_3d(&mask, dims, [0.5, 1.0, 2.0]);
+        assert_eq!(d[2 + 5 * 2 + 25 * 2], 0.0);
+        assert_eq!(d[4 + 5 * 2 + 25 * 2], 1.0);
+        assert_eq!(d[2 + 5 * 4 + 25 * 2], 4.0);
+        assert_eq!(d[2 + 5 * 2 + 25 * 4], 16.0);
+        assert_eq!(d[4 + 5 * 4 + 25 * 4], 21.0);
     }
 
     #[test]

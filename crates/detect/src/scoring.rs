@@ -3,17 +3,15 @@
 //! (WebGPU or the CPU) drive the same code and never see how patches are cut or merged.
 //!
 //! ```text
-//! let mut scoring = Scoring::new(candidates, patch_len, batch_size);
-//! while let Some(batch) = scoring.next_batch(|centre, out| cut_patch(volume, centre, out)) {
+//! let mut scoring = Scoring::new(sites, patch_len, batch_size);
+//! while let Some(batch) = scoring.next_batch(|site, out| site.cut_patch(volume, config, out)) {
 //!     let probabilities = model.run(&batch.patches, batch.len());   // the caller's device
 //!     scoring.submit(batch.id, &probabilities)?;                     // in any order
 //! }
-//! let scored = scoring.finish()?;                                    // (candidate, p) each
+//! let scored = scoring.finish()?;                                    // (site, p) each
 //! ```
 
-use crate::Candidate;
-
-/// Patches for up to `batch_size` candidates, `patch_len` values each, laid end to end.
+/// Patches for up to `batch_size` items, `patch_len` values each, laid end to end.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PatchBatch {
     /// What [`Scoring::submit`] wants back with the batch's probabilities.
@@ -54,18 +52,19 @@ pub enum ScoringError {
     Unfinished(usize),
 }
 
-/// The scoring of one scan's candidates (see the module's description).
+/// The scoring of one scan's items (candidates, or sites ready to be cut; see the module's
+/// description).
 #[derive(Debug, Clone)]
-pub struct Scoring {
-    candidates: Vec<Candidate>,
+pub struct Scoring<T> {
+    candidates: Vec<T>,
     probabilities: Vec<Option<f32>>,
     patch_len: usize,
     batch_size: usize,
     next: usize,
 }
 
-impl Scoring {
-    pub fn new(candidates: Vec<Candidate>, patch_len: usize, batch_size: usize) -> Scoring {
+impl<T> Scoring<T> {
+    pub fn new(candidates: Vec<T>, patch_len: usize, batch_size: usize) -> Scoring<T> {
         let probabilities = vec![None; candidates.len()];
         Scoring {
             candidates,
@@ -76,12 +75,9 @@ impl Scoring {
         }
     }
 
-    /// The next batch, its patches cut by `patch` (which appends `patch_len` values for a
-    /// centre in LPS mm); `None` once every candidate has been handed out.
-    pub fn next_batch(
-        &mut self,
-        mut patch: impl FnMut([f64; 3], &mut Vec<f32>),
-    ) -> Option<PatchBatch> {
+    /// The next batch, its patches cut by `patch` (which appends `patch_len` values for one
+    /// item); `None` once every item has been handed out.
+    pub fn next_batch(&mut self, mut patch: impl FnMut(&T, &mut Vec<f32>)) -> Option<PatchBatch> {
         if self.next >= self.candidates.len() {
             return None;
         }
@@ -90,7 +86,7 @@ impl Scoring {
         let mut patches = Vec::with_capacity((end - first) * self.patch_len);
         for c in &self.candidates[first..end] {
             let before = patches.len();
-            patch(c.center_mm, &mut patches);
+            patch(c, &mut patches);
             // A patch function that writes the wrong length must not shift every later patch.
             patches.resize(before + self.patch_len, 0.0);
         }
@@ -138,7 +134,7 @@ impl Scoring {
     }
 
     /// Every candidate with its probability, in the candidates' order.
-    pub fn finish(self) -> Result<Vec<(Candidate, f32)>, ScoringError> {
+    pub fn finish(self) -> Result<Vec<(T, f32)>, ScoringError> {
         let missing = self.probabilities.iter().filter(|p| p.is_none()).count();
         if missing > 0 {
             return Err(ScoringError::Unfinished(missing));
@@ -154,6 +150,7 @@ impl Scoring {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::Candidate;
 
     fn candidate(x: f64) -> Candidate {
         Candidate {
@@ -168,7 +165,7 @@ mod tests {
     fn batches_go_out_and_probabilities_come_back_in_any_order() {
         let mut scoring = Scoring::new((0..5).map(|x| candidate(x as f64)).collect(), 2, 2);
         let mut batches = Vec::new();
-        while let Some(b) = scoring.next_batch(|c, out| out.extend([c[0] as f32, 1.0])) {
+        while let Some(b) = scoring.next_batch(|c, out| out.extend([c.center_mm[0] as f32, 1.0])) {
             batches.push(b);
         }
         assert_eq!(

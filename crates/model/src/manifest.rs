@@ -32,6 +32,10 @@ pub struct ManifestModel {
     pub preprocess: PreprocessConfig,
     /// Operating point (on p) chosen on validation patients.
     pub threshold: f32,
+    /// The detection pipeline's default operating point on p(nodule) (about one false
+    /// positive per development scan, `nodulens eval-detection`); nodule model only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detection_threshold: Option<f32>,
     /// Training configuration and history (free-form, from the trainer).
     pub training: serde_json::Value,
     /// Validation and test metrics (free-form, from the evaluator).

@@ -254,6 +254,7 @@ pub(super) fn header(
             slice_thickness_mm: slice_thickness,
             manufacturer: text(obj, tags::MANUFACTURER),
             study_date: text(obj, tags::STUDY_DATE),
+            study_time: text(obj, tags::STUDY_TIME),
             other_series: Vec::new(),
             study_uid: text(obj, tags::STUDY_INSTANCE_UID),
             frame_of_reference_uid: text(obj, tags::FRAME_OF_REFERENCE_UID),

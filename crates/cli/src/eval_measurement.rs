@@ -1,0 +1,194 @@
+//! `nodulens eval-measurement`: the pipeline's segmentation and measurement of every LIDC crop
+//! against the readers' mask (the same axis routine on both), `diameter_mm` of `nodules.csv`,
+//! and the texture and calcification ratings.
+
+use std::path::Path;
+
+use anyhow::Context;
+use nodulens_detect::NoduleType;
+use nodulens_detect::measure::axes_of_largest_slice;
+use serde::Serialize;
+
+use crate::data;
+
+const BANDS: [(&str, f64, f64); 4] = [
+    ("3-6 mm", 0.0, 6.0),
+    ("6-10 mm", 6.0, 10.0),
+    ("10-20 mm", 10.0, 20.0),
+    (">=20 mm", 20.0, f64::INFINITY),
+];
+
+#[derive(Debug, Default, Serialize)]
+struct Band {
+    band: &'static str,
+    nodules: usize,
+    segmented: usize,
+    /// Median |ours − the readers' mask|, mean of long and short axis, mm.
+    mean_axis_vs_mask_mae: f64,
+    /// Median signed difference (ours − mask), mm.
+    mean_axis_vs_mask_bias: f64,
+    long_axis_vs_mask_mae: f64,
+    /// Median |ours − diameter_mm|, mm (the table's diameter is not an axis: see the note).
+    mean_axis_vs_table_mae: f64,
+    /// The readers' mask measured by the same routine against diameter_mm.
+    mask_vs_table_mae: f64,
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
+}
+
+fn type_index(t: NoduleType) -> usize {
+    match t {
+        NoduleType::GroundGlass => 0,
+        NoduleType::PartSolid => 1,
+        NoduleType::Solid => 2,
+    }
+}
+
+/// The readers' texture rating as a type: 1–2 ground glass, 3–4 part-solid, 5 solid.
+fn texture_index(texture: u8) -> Option<usize> {
+    match texture {
+        1 | 2 => Some(0),
+        3 | 4 => Some(1),
+        5 => Some(2),
+        _ => None,
+    }
+}
+
+/// Measures every crop of `crops` and returns the report.
+pub fn evaluate(crops: &Path) -> anyhow::Result<serde_json::Value> {
+    let rows = data::read_nodules_csv(crops)?;
+    // Per band: (ours mean, mask mean, ours long, mask long, table) of segmented nodules.
+    let mut per_band: Vec<Vec<[f64; 5]>> = vec![Vec::new(); BANDS.len()];
+    let mut counts = [0usize; 4];
+    let mut unsegmented = Vec::new();
+    // Rows: readers' texture (ground glass, part-solid, solid); columns: ours.
+    let mut confusion = [[0usize; 3]; 3];
+    // Calcification: [rated benign pattern (1, 2, 3, 5), rated absent (6)] × [ours no, yes].
+    let mut calcified = [[0usize; 2]; 2];
+    for row in &rows {
+        let band = BANDS
+            .iter()
+            .position(|&(_, lo, hi)| row.diameter_mm >= lo && row.diameter_mm < hi)
+            .unwrap_or(0);
+        counts[band] += 1;
+        let crop = data::open_volume(&crops.join(&row.image))?;
+        let Some(site) = nodulens_detect::Site::at(&crop, row.center, row.diameter_mm / 2.0 + 2.5)
+        else {
+            unsegmented.push(row.image.clone());
+            continue;
+        };
+        let m = &site.measurement;
+        if let Some(t) = row.texture.and_then(texture_index) {
+            confusion[t][type_index(m.nodule_type)] += 1;
+        }
+        match row.calcification {
+            Some(1 | 2 | 3 | 5) => calcified[0][usize::from(m.calcified)] += 1,
+            Some(6) => calcified[1][usize::from(m.calcified)] += 1,
+            _ => {}
+        }
+        if row.mask.is_empty() {
+            continue;
+        }
+        let mask = data::open_volume(&crops.join(&row.mask))
+            .with_context(|| format!("mask of {}", row.image))?;
+        if mask.dims() != crop.dims() {
+            continue;
+        }
+        let inside: Vec<bool> = mask.voxels().iter().map(|&v| v != 0).collect();
+        let spacing = crop.spacing();
+        let (long, short) = axes_of_largest_slice(&inside, crop.dims(), [spacing[0], spacing[1]]);
+        per_band[band].push([
+            m.diameter_mm,
+            (long + short) / 2.0,
+            m.long_axis_mm,
+            long,
+            row.diameter_mm,
+        ]);
+    }
+    let bands: Vec<Band> = BANDS
+        .iter()
+        .zip(&per_band)
+        .zip(counts)
+        .map(|((&(band, _, _), v), nodules)| Band {
+            band,
+            nodules,
+            segmented: v.len(),
+            mean_axis_vs_mask_mae: median(v.iter().map(|r| (r[0] - r[1]).abs()).collect()),
+            mean_axis_vs_mask_bias: median(v.iter().map(|r| r[0] - r[1]).collect()),
+            long_axis_vs_mask_mae: median(v.iter().map(|r| (r[2] - r[3]).abs()).collect()),
+            mean_axis_vs_table_mae: median(v.iter().map(|r| (r[0] - r[4]).abs()).collect()),
+            mask_vs_table_mae: median(v.iter().map(|r| (r[1] - r[4]).abs()).collect()),
+        })
+        .collect();
+    let agree: usize = (0..3).map(|i| confusion[i][i]).sum();
+    let rated: usize = confusion.iter().flatten().sum();
+    Ok(serde_json::json!({
+        "nodules": rows.len(),
+        "unsegmented": unsegmented,
+        "by_size": bands,
+        "type_confusion": {
+            "rows": "readers' texture: ground_glass (1-2), part_solid (3-4), solid (5)",
+            "columns": "ours: ground_glass, part_solid, solid",
+            "counts": confusion,
+            "agreement": agree as f64 / rated.max(1) as f64,
+        },
+        "calcification": {
+            "rows": "readers: benign pattern (1, 2, 3, 5), absent (6)",
+            "columns": "ours: not calcified, calcified",
+            "counts": calcified,
+        },
+    }))
+}
+
+/// `nodulens eval-measurement`: prints the figures and writes them as JSON.
+pub fn run(data_root: &Path, json: Option<&Path>) -> anyhow::Result<()> {
+    let report = evaluate(&data::crops_dir(data_root))?;
+    println!(
+        "{:<9} {:>4} {:>5}  {:>12} {:>6} {:>10} {:>12} {:>12}",
+        "band", "n", "seg", "mean vs mask", "bias", "long vs", "mean vs csv", "mask vs csv"
+    );
+    for b in report["by_size"].as_array().into_iter().flatten() {
+        println!(
+            "{:<9} {:>4} {:>5}  {:>12.2} {:>6.2} {:>10.2} {:>12.2} {:>12.2}",
+            b["band"].as_str().unwrap_or(""),
+            b["nodules"],
+            b["segmented"],
+            b["mean_axis_vs_mask_mae"].as_f64().unwrap_or(f64::NAN),
+            b["mean_axis_vs_mask_bias"].as_f64().unwrap_or(f64::NAN),
+            b["long_axis_vs_mask_mae"].as_f64().unwrap_or(f64::NAN),
+            b["mean_axis_vs_table_mae"].as_f64().unwrap_or(f64::NAN),
+            b["mask_vs_table_mae"].as_f64().unwrap_or(f64::NAN),
+        );
+    }
+    println!(
+        "type (rows: readers GG, PS, S; columns: ours): {}  agreement {:.3}",
+        report["type_confusion"]["counts"],
+        report["type_confusion"]["agreement"]
+            .as_f64()
+            .unwrap_or(0.0)
+    );
+    println!(
+        "calcification (rows: benign pattern, absent; columns: ours no, yes): {}",
+        report["calcification"]["counts"]
+    );
+    println!(
+        "not segmented: {}",
+        report["unsegmented"].as_array().map_or(0, Vec::len)
+    );
+    if let Some(path) = json {
+        let text = serde_json::to_string_pretty(&report)?;
+        std::fs::write(path, text + "\n").with_context(|| format!("writing {}", path.display()))?;
+    }
+    Ok(())
+}
