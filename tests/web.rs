@@ -377,6 +377,90 @@ mod models {
         }
     }
 
+    /// The whole pipeline on the bundled sample in the browser (the fused CPU pass, as the
+    /// app runs it without WebGPU): every scored candidate where native `nodulens detect`
+    /// puts it (`tests/fixtures/detect/sample_findings.json`, checked natively by
+    /// `crates/cli/tests/detect.rs`), centres within 0.5 mm, probabilities within 1e-3, and
+    /// as many findings at the operating point.
+    #[wasm_bindgen_test]
+    async fn the_sample_gives_the_native_findings_in_the_browser() {
+        use nodulens_detect::{Report, Scoring, candidates, findings, lung_mask, sites};
+        let expected: serde_json::Value = serde_json::from_str(include_str!(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/detect/sample_findings.json"
+        )))
+        .expect("reference json");
+        let volume = series(vec![(
+            "LIDC-IDRI-0006.nii.gz".to_string(),
+            repo_file!("static/sample/LIDC-IDRI-0006.nii.gz").to_vec(),
+        )])
+        .expect("the sample opens");
+        let start = js_sys::Date::now();
+        let mask = lung_mask(&volume);
+        let found = candidates(&volume, &mask);
+        let measured = sites(&volume, &found);
+        let device = cpu_device();
+        let mut p = Vec::new();
+        for kind in ModelKind::ALL {
+            let classifier = load(kind, &device);
+            let config = &classifier.preprocess;
+            let mut scoring = Scoring::new((0..measured.len()).collect(), config.patch_len(), 64);
+            while let Some(batch) =
+                scoring.next_batch(|&i, out| measured[i].cut_patch(&volume, config, out))
+            {
+                let probabilities = classifier.predict_async(&batch.patches).await.expect("run");
+                scoring.submit(batch.id, &probabilities).expect("submit");
+            }
+            let mut by_site = vec![0.0f32; measured.len()];
+            for (i, probability) in scoring.finish().expect("every batch scored") {
+                by_site[i] = probability;
+            }
+            p.push(by_site);
+        }
+        let scored: Vec<_> = measured
+            .iter()
+            .enumerate()
+            .map(|(i, site)| (site.clone(), p[0][i], p[1][i]))
+            .collect();
+        let threshold = expected["operating_point"].as_f64().expect("threshold") as f32;
+        let all = findings(&volume, scored.clone(), 0.0);
+        let shown = findings(&volume, scored, threshold);
+        let report = Report::new(&volume, &mask, shown, threshold, found.len(), all.len());
+        console_log!(
+            "sample analysed in the browser (CPU) in {:.0} ms: {} scored, {} findings",
+            js_sys::Date::now() - start,
+            all.len(),
+            report.findings.len()
+        );
+        let want = expected["scored"].as_array().expect("scored");
+        assert_eq!(all.len(), want.len(), "scored candidates");
+        let triple = |v: &serde_json::Value| -> [f64; 3] {
+            std::array::from_fn(|a| v[a].as_f64().expect("coordinate"))
+        };
+        for w in want {
+            let centre = triple(&w["center_mm"]);
+            let got = all
+                .iter()
+                .find(|f| (0..3).all(|a| (f.center_mm[a] - centre[a]).abs() <= 0.5))
+                .unwrap_or_else(|| panic!("no finding at {centre:?}"));
+            for (name, value) in [("p_nodule", got.p_nodule), ("p_malignant", got.p_malignant)] {
+                let native = w[name].as_f64().expect("probability");
+                assert!(
+                    (f64::from(value) - native).abs() <= 1e-3,
+                    "{name} at {centre:?}: {value} in the browser, {native} natively"
+                );
+            }
+            assert!((got.diameter_mm - w["diameter_mm"].as_f64().expect("mm")).abs() <= 0.05);
+        }
+        assert_eq!(
+            report.findings.len() as u64,
+            expected["findings_at_operating_point"]
+                .as_u64()
+                .expect("count"),
+            "findings at the operating point"
+        );
+    }
+
     #[wasm_bindgen_test]
     async fn shipped_models_match_native_on_the_browser_cpu() {
         let device = cpu_device();

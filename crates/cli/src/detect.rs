@@ -11,7 +11,7 @@ use nodulens_core::Volume;
 use nodulens_detect::{
     Report, Scoring, Site, SrContext, candidates, findings, lung_mask, sites, structured_report,
 };
-use nodulens_model::{Classifier, Manifest, ModelKind};
+use nodulens_model::{Classifier, Device, Manifest, ModelKind};
 use serde::Serialize;
 
 use crate::eval::{self, Loaded};
@@ -31,10 +31,18 @@ pub struct Models {
     pub short_id: String,
 }
 
-/// Loads both models from `dir` (a `models/` folder, checked against its manifest).
-pub fn load_models(dir: &Path) -> anyhow::Result<Models> {
-    let nodule = eval::load(dir, ModelKind::Nodule)?;
-    let malignancy = eval::load(dir, ModelKind::Malignancy)?;
+/// Loads both models from `dir` (a `models/` folder, checked against its manifest) onto
+/// `device`.
+pub fn load_models(dir: &Path, device: &Device) -> anyhow::Result<Models> {
+    let nodule = eval::load_on(dir, ModelKind::Nodule, device)?;
+    let malignancy = eval::load_on(dir, ModelKind::Malignancy, device)?;
+    let backend = if nodule.classifier.is_fused() {
+        "cpu (fused pass)"
+    } else if *device == Device::flex() {
+        "cpu (burn)"
+    } else {
+        "wgpu"
+    };
     let manifest_path = dir.join("manifest.json");
     let manifest = Manifest::from_json(
         &std::fs::read_to_string(&manifest_path)
@@ -64,6 +72,7 @@ pub fn load_models(dir: &Path) -> anyhow::Result<Models> {
             "nodule": entry(ModelKind::Nodule),
             "malignancy": entry(ModelKind::Malignancy),
             "operating_point": operating_point,
+            "backend": backend,
             "intended_use": manifest.intended_use,
         }),
         nodule,
@@ -212,6 +221,25 @@ pub fn report_json(
     Ok(json)
 }
 
+/// The device `--backend` names: the CPU (the fused pass), or wgpu (Vulkan, Metal, DX12;
+/// Mesa's lavapipe on a machine without a GPU) where this binary was built with it.
+pub fn device(wgpu: bool) -> anyhow::Result<Device> {
+    if !wgpu {
+        return Ok(Device::flex());
+    }
+    #[cfg(feature = "wgpu")]
+    {
+        Device::wgpu_options()
+            .init()
+            .map_err(|e| anyhow::anyhow!("--backend wgpu: no usable wgpu adapter ({e})"))
+    }
+    #[cfg(not(feature = "wgpu"))]
+    anyhow::bail!(
+        "--backend wgpu: this nodulens was built without wgpu; rebuild with \
+         `cargo build --release -p nodulens-cli --features wgpu`"
+    )
+}
+
 /// Where `detect` writes its report besides stdout.
 #[derive(Default, Clone, Copy)]
 pub struct Outputs<'a> {
@@ -224,10 +252,11 @@ pub struct Outputs<'a> {
 pub fn run(
     volume: &Volume,
     models_dir: &Path,
+    device: &Device,
     threshold: Option<f32>,
     outputs: Outputs,
 ) -> anyhow::Result<()> {
-    let models = load_models(models_dir)?;
+    let models = load_models(models_dir, device)?;
     let threshold = threshold.unwrap_or(models.operating_point);
     let (report, timings) = analyse(volume, &models, threshold, true)?;
     println!(

@@ -30,7 +30,11 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 /// Loads `kind` from `dir`: a `models/` folder (`manifest.json`, weights checked against their
 /// SHA-256) or a training output folder (`<kind>/run.json` + `<kind>/best.bpk`).
 pub fn load(dir: &Path, kind: ModelKind) -> anyhow::Result<Loaded> {
-    let device = Device::flex();
+    load_on(dir, kind, &Device::flex())
+}
+
+/// [`load`] onto `device` (the fused CPU pass on the flex device, burn's elsewhere).
+pub fn load_on(dir: &Path, kind: ModelKind, device: &Device) -> anyhow::Result<Loaded> {
     let manifest_path = dir.join("manifest.json");
     if manifest_path.is_file() {
         let manifest = Manifest::from_json(&std::fs::read_to_string(&manifest_path)?)?;
@@ -48,7 +52,7 @@ pub fn load(dir: &Path, kind: ModelKind) -> anyhow::Result<Loaded> {
         }
         let seed = entry.training["train"]["seed"].as_u64().unwrap_or(42);
         return Ok(Loaded {
-            classifier: Classifier::from_manifest(entry, bytes, &device)?,
+            classifier: Classifier::from_manifest(entry, bytes, device)?,
             threshold: entry.threshold,
             seed,
             source: path.display().to_string(),
@@ -66,7 +70,7 @@ pub fn load(dir: &Path, kind: ModelKind) -> anyhow::Result<Loaded> {
     )?;
     let bytes = std::fs::read(run.join("best.bpk"))?;
     Ok(Loaded {
-        classifier: Classifier::from_bytes(state.architecture, state.preprocess, bytes, &device)?,
+        classifier: Classifier::from_bytes(state.architecture, state.preprocess, bytes, device)?,
         threshold: state.threshold,
         seed: state.train.seed,
         source: run.join("best.bpk").display().to_string(),

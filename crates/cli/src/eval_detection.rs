@@ -173,7 +173,7 @@ pub struct EvalDetectionArgs<'a> {
 
 /// Runs the pipeline on every scan folder and returns the report (the keys of the issue).
 pub fn evaluate(args: &EvalDetectionArgs) -> anyhow::Result<serde_json::Value> {
-    let models: Models = detect::load_models(args.models)?;
+    let models: Models = detect::load_models(args.models, &nodulens_model::Device::flex())?;
     let threshold = args.threshold.unwrap_or(models.operating_point);
     let mut names: Vec<String> = std::fs::read_dir(args.scans)
         .with_context(|| format!("reading {}", args.scans.display()))?
@@ -285,8 +285,8 @@ pub fn evaluate(args: &EvalDetectionArgs) -> anyhow::Result<serde_json::Value> {
         .collect();
     ranked.sort_by(|a, b| b.0.total_cmp(&a.0));
     let (mut h, mut f) = (0usize, 0usize);
-    let mut points = vec![(0.0, 0.0)];
-    for (_, o) in &ranked {
+    let mut points = vec![(0.0, 0.0, 1.0)];
+    for (p, o) in &ranked {
         match o {
             Outcome::Hit => h += 1,
             _ => f += 1,
@@ -294,8 +294,26 @@ pub fn evaluate(args: &EvalDetectionArgs) -> anyhow::Result<serde_json::Value> {
         points.push((
             f as f64 / n_scans as f64,
             h as f64 / n_reference.max(1) as f64,
+            f64::from(*p),
         ));
     }
+    // Where to put an operating point: the p of the (⌊r·scans⌋+1)-th false positive; a
+    // threshold just above it allows r false positives per scan.
+    let false_positive_p: Vec<f32> = ranked
+        .iter()
+        .filter(|(_, o)| *o == Outcome::FalsePositive)
+        .map(|(p, _)| *p)
+        .collect();
+    let threshold_at_fp: serde_json::Map<String, serde_json::Value> = FP_RATES
+        .iter()
+        .map(|&r| {
+            let allowed = (r * n_scans as f64).floor() as usize;
+            (
+                format!("{r}"),
+                serde_json::json!(false_positive_p.get(allowed).copied().unwrap_or(0.0)),
+            )
+        })
+        .collect();
     Ok(serde_json::json!({
         "cpm": cpm,
         "sensitivity_at_fp": sensitivity_at_fp,
@@ -305,6 +323,7 @@ pub fn evaluate(args: &EvalDetectionArgs) -> anyhow::Result<serde_json::Value> {
         "sensitivity_at_threshold": hits as f64 / n_reference.max(1) as f64,
         "fp_per_scan_at_threshold": fps as f64 / n_scans as f64,
         "per_scan": per_scan,
+        "threshold_at_fp": threshold_at_fp,
         "froc": points,
     }))
 }

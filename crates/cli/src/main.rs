@@ -224,6 +224,12 @@ enum Command {
         /// Markdown appended to the card's limits: decisions the measured figures cannot show.
         #[arg(long)]
         notes: Option<PathBuf>,
+        /// The pipeline's default operating point, p(nodule) (chosen with eval-detection).
+        #[arg(long)]
+        detection_threshold: Option<f32>,
+        /// An eval-detection JSON report for the card, as LABEL=PATH (repeatable).
+        #[arg(long = "detection-report", value_parser = parse_labelled_path)]
+        detection_reports: Vec<(String, PathBuf)>,
         #[command(flatten)]
         scans: ScanArgs,
     },
@@ -303,6 +309,14 @@ impl From<Kind> for ModelKind {
             Kind::Malignancy => ModelKind::Malignancy,
         }
     }
+}
+
+/// `LABEL=PATH`.
+fn parse_labelled_path(text: &str) -> Result<(String, PathBuf), String> {
+    let (label, path) = text
+        .split_once('=')
+        .ok_or_else(|| format!("expected LABEL=PATH, got {text:?}"))?;
+    Ok((label.to_owned(), PathBuf::from(path)))
 }
 
 fn parse_widths(text: &str) -> Result<[usize; 3], String> {
@@ -405,11 +419,6 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             backend,
             stack_spacing,
         } => {
-            if backend == Backend::Wgpu {
-                anyhow::bail!(
-                    "this build of nodulens runs the models on the CPU only (--backend cpu); the wgpu backend runs in the browser app"
-                );
-            }
             if let Some(t) = threshold
                 && !(0.0..=1.0).contains(&t)
             {
@@ -419,9 +428,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             if sr.is_some() {
                 nodulens_detect::check_source(&volume).context("--sr")?;
             }
+            let device = detect::device(backend == Backend::Wgpu)?;
             detect::run(
                 &volume,
                 &models,
+                &device,
                 threshold,
                 detect::Outputs {
                     json: json.as_deref(),
@@ -577,6 +588,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             out,
             tuning,
             notes,
+            detection_threshold,
+            detection_reports,
             scans,
         } => {
             let manifest = export::export(&export::ExportArgs {
@@ -587,6 +600,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 notes,
                 cache: scans.cache,
                 negatives_per_scan: scans.negatives_per_scan,
+                detection_threshold,
+                detection_reports,
             })?;
             println!(
                 "wrote {} models to {}",

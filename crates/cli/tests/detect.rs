@@ -129,6 +129,44 @@ fn the_sample_scan_gives_findings_with_the_documented_keys() {
         ["1", "2", "3", "4A", "4B"].contains(&category),
         "{category}"
     );
+    held_to_the_browser_reference(&all, t, n);
+}
+
+/// What the browser test (`tests/web.rs`) holds the wasm32 build to: every scored candidate of
+/// the sample (centre, diameter, both probabilities) and the count at the operating point.
+/// `NODULENS_WRITE_REFERENCE=1` rewrites it after a deliberate change (e.g. new models).
+fn held_to_the_browser_reference(all: &serde_json::Value, threshold: f64, shown: usize) {
+    let scored: Vec<serde_json::Value> = all["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            serde_json::json!({
+                "center_mm": f["center_mm"],
+                "diameter_mm": f["diameter_mm"],
+                "p_nodule": f["p_nodule"],
+                "p_malignant": f["p_malignant"],
+            })
+        })
+        .collect();
+    let got = serde_json::json!({
+        "operating_point": threshold,
+        "findings_at_operating_point": shown,
+        "scored": scored,
+    });
+    let path = root().join("tests/fixtures/detect/sample_findings.json");
+    if std::env::var("NODULENS_WRITE_REFERENCE").as_deref() == Ok("1") {
+        std::fs::write(&path, serde_json::to_string_pretty(&got).unwrap() + "\n").unwrap();
+        return;
+    }
+    let expected: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).expect("reference")).unwrap();
+    assert_eq!(
+        got,
+        expected,
+        "the sample's findings changed: if deliberate, rewrite {} (NODULENS_WRITE_REFERENCE=1)",
+        path.display()
+    );
 }
 
 #[test]
