@@ -27,10 +27,16 @@ const SEED_RADIUS_MM: f64 = 2.0;
 pub const SPHERE_FACTOR: f64 = 2.2;
 /// Opening radius in inscribed radii (necks thinner than twice this are cut).
 pub const OPENING_FACTOR: f64 = 0.3;
+/// Squared distances (mm²) closer than this count as equal: the distance transform's sums
+/// differ in their last bits with the box they run in, and a scan and its crop must agree.
+const TIE_MM2: f64 = 1e-9;
 /// Openings below this radius (mm) would not remove anything: skipped.
 const MIN_OPENING_MM: f64 = 0.3;
 const MAX_OPENING_MM: f64 = 3.0;
-/// First look this far around the seed (mm); a bigger finding gets a second, bigger look.
+/// A quick first look this far around the seed (mm): enough for most candidates (vessels,
+/// small nodules), and an eighth of the voxels of the full look.
+const QUICK_LOOK_MM: f64 = 10.0;
+/// The full first look (mm); a bigger finding gets a second, bigger look.
 const FIRST_LOOK_MM: f64 = 20.0;
 /// No finding is segmented beyond this distance from its centre, mm (a 90 mm mass).
 const MAX_LOOK_MM: f64 = 45.0;
@@ -144,6 +150,16 @@ impl Segmentation {
 /// The finding around `seed_mm` (LPS), or `None` when nothing denser than the threshold lies
 /// near the seed (or the seed is outside the volume).
 pub fn segment(volume: &Volume, seed_mm: [f64; 3]) -> Option<Segmentation> {
+    // The quick look gives exactly the full look's result when everything the segmentation
+    // consults lies inside it: the sphere of SPHERE_FACTOR·r around a centre up to the seed
+    // radius from the seed, plus a voxel. (A box that is too small only overestimates r,
+    // which errs towards the full look.)
+    let quick = segment_within(volume, seed_mm, QUICK_LOOK_MM)?;
+    let spacing = volume.spacing();
+    let margin = seed_radius_mm(spacing) + spacing.iter().copied().fold(0.0, f64::max);
+    if SPHERE_FACTOR * quick.inscribed_radius_mm + margin <= QUICK_LOOK_MM {
+        return Some(quick);
+    }
     let first = segment_within(volume, seed_mm, FIRST_LOOK_MM)?;
     let needed = SPHERE_FACTOR * first.inscribed_radius_mm + 1.0;
     if needed <= FIRST_LOOK_MM {
@@ -177,7 +193,7 @@ fn segment_within(volume: &Volume, seed_mm: [f64; 3], look_mm: f64) -> Option<Se
         let d = [i as f64 - from[0], j as f64 - from[1], k as f64 - from[2]];
         (0..3).map(|a| (d[a] * spacing[a]).powi(2)).sum()
     };
-    let seed_radius = SEED_RADIUS_MM.max(0.6 * spacing[2]);
+    let seed_radius = seed_radius_mm(spacing);
     let near = |i: usize, j: usize, k: usize| distance2(i, j, k, local_seed) <= seed_radius.powi(2);
 
     // The peak: the densest in-plane 3×3 mean near the seed.
@@ -217,7 +233,7 @@ fn segment_within(volume: &Volume, seed_mm: [f64; 3], look_mm: f64) -> Option<Se
     let mut deepest = 0.0;
     for (at, &d) in depth.iter().enumerate() {
         let (i, j, k) = (at % nx, (at / nx) % ny, at / area);
-        if inside[at] && d > deepest && near(i, j, k) {
+        if inside[at] && d > deepest + TIE_MM2 && near(i, j, k) {
             deepest = d;
             centre = Some(at);
         }
@@ -227,7 +243,7 @@ fn segment_within(volume: &Volume, seed_mm: [f64; 3], look_mm: f64) -> Option<Se
     let c = [centre % nx, (centre / nx) % ny, centre / area].map(|v| v as f64);
     let limit2 = (SPHERE_FACTOR * radius).powi(2);
     for (at, m) in inside.iter_mut().enumerate() {
-        if *m && distance2(at % nx, (at / nx) % ny, at / area, c) > limit2 {
+        if *m && distance2(at % nx, (at / nx) % ny, at / area, c) > limit2 + TIE_MM2 {
             *m = false;
         }
     }
@@ -238,7 +254,10 @@ fn segment_within(volume: &Volume, seed_mm: [f64; 3], look_mm: f64) -> Option<Se
     if opening > MIN_OPENING_MM {
         let outside: Vec<bool> = inside.iter().map(|&m| !m).collect();
         let depth = squared_distance_3d(&outside, size, spacing);
-        let core: Vec<bool> = depth.iter().map(|&d| d > opening * opening).collect();
+        let core: Vec<bool> = depth
+            .iter()
+            .map(|&d| d > opening * opening + TIE_MM2)
+            .collect();
         if core[centre] {
             let kept = component(&core, size, centre);
             let reach = squared_distance_3d(&kept, size, spacing);
@@ -259,6 +278,11 @@ fn segment_within(volume: &Volume, seed_mm: [f64; 3], look_mm: f64) -> Option<Se
         threshold_hu: threshold,
         inscribed_radius_mm: radius,
     })
+}
+
+/// Where the peak and the deepest voxel are looked for around the seed, mm.
+fn seed_radius_mm(spacing: [f64; 3]) -> f64 {
+    SEED_RADIUS_MM.max(0.6 * spacing[2])
 }
 
 /// The face-connected component of `mask` holding `start` (empty when `start` is unset).
