@@ -3,20 +3,9 @@
 //! scored candidates, and a Lung-RADS category; a grey-level PNG stack is analysed without
 //! nonsense findings and exits 0; a bad threshold is refused.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+mod run;
 
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-fn nodulens(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_nodulens"))
-        .current_dir(root())
-        .args(args)
-        .output()
-        .expect("run nodulens")
-}
+use run::{nodulens, root};
 
 fn report(args: &[&str], name: &str) -> serde_json::Value {
     let out_dir = root().join("target/test-detect");

@@ -1,16 +1,8 @@
 //! `nodulens info` as a user runs it.
 
-use std::path::Path;
-use std::process::Command;
+mod run;
 
-fn nodulens(args: &[&str]) -> std::process::Output {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    Command::new(env!("CARGO_BIN_EXE_nodulens"))
-        .current_dir(root)
-        .args(args)
-        .output()
-        .expect("run nodulens")
-}
+use run::nodulens;
 
 #[test]
 fn json_has_the_documented_keys() {
@@ -57,7 +49,7 @@ fn human_output_and_several_paths() {
         "{text}"
     );
     // Files given one by one behave like their folder.
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/dicom/rle");
+    let dir = run::root().join("tests/fixtures/dicom/rle");
     let mut files: Vec<String> = std::fs::read_dir(&dir)
         .expect("dir")
         .map(|e| e.expect("entry").path().display().to_string())

@@ -11,17 +11,9 @@ use std::process::Command;
 #[allow(unused)]
 mod common;
 
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
+mod run;
 
-fn nodulens(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_nodulens"))
-        .current_dir(root())
-        .args(args)
-        .output()
-        .expect("run nodulens")
-}
+use run::{nodulens, root};
 
 fn out_dir() -> PathBuf {
     let dir = root().join("target/test-sr");
