@@ -68,6 +68,23 @@ fn save(
         .with_context(|| format!("writing {}", path.display()))
 }
 
+/// The legend in the lower right corner, then the picture written out.
+fn legend_and_present<'a, DB: DrawingBackend + 'a, CT: CoordTranslate>(
+    chart: &mut ChartContext<'a, DB, CT>,
+    root: &DrawingArea<DB, plotters::coord::Shift>,
+) -> anyhow::Result<()> {
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::LowerRight)
+        .label_font((FONT, 14))
+        .background_style(WHITE.mix(0.9))
+        .border_style(BLACK)
+        .draw()
+        .map_err(plot_err)?;
+    root.present().map_err(plot_err)?;
+    Ok(())
+}
+
 fn plot_err<E: std::fmt::Debug>(e: E) -> anyhow::Error {
     anyhow!("{e:?}")
 }
@@ -157,16 +174,7 @@ fn draw_roc(
             ))
             .legend(move |(x, y)| Circle::new((x + 10, y), 5, red.filled()));
     }
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::LowerRight)
-        .label_font((FONT, 14))
-        .background_style(WHITE.mix(0.9))
-        .border_style(BLACK)
-        .draw()
-        .map_err(plot_err)?;
-    root.present().map_err(plot_err)?;
-    Ok(())
+    legend_and_present(&mut chart, &root)
 }
 
 /// Writes `<dir>/froc.png` from an `eval-detection` report (its `froc` points, `cpm`,
@@ -236,16 +244,7 @@ fn draw_froc(buf: &mut [u8], size: (u32, u32), report: &serde_json::Value) -> an
             ))
             .legend(move |(x, y)| Circle::new((x + 10, y), 5, red.filled()));
     }
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::LowerRight)
-        .label_font((FONT, 14))
-        .background_style(WHITE.mix(0.9))
-        .border_style(BLACK)
-        .draw()
-        .map_err(plot_err)?;
-    root.present().map_err(plot_err)?;
-    Ok(())
+    legend_and_present(&mut chart, &root)
 }
 
 /// Centred text of `px` pixels.
