@@ -207,7 +207,12 @@ fn draw_froc(buf: &mut [u8], size: (u32, u32), report: &serde_json::Value) -> an
         .margin(16)
         .x_label_area_size(48)
         .y_label_area_size(56)
-        .build_cartesian_2d((lo..hi).log_scale(), 0f64..1f64)
+        .build_cartesian_2d(
+            (lo..hi)
+                .log_scale()
+                .with_key_points(vec![0.125, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0]),
+            0f64..1f64,
+        )
         .map_err(plot_err)?;
     chart
         .configure_mesh()
