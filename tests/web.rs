@@ -30,6 +30,19 @@ fn series(files: Vec<(String, Vec<u8>)>) -> Result<nodulens_core::Volume, ReadEr
     )
 }
 
+/// The app's bundled sample scan (LIDC-IDRI-0006), opened as the page opens it.
+fn sample() -> nodulens_core::Volume {
+    series(vec![(
+        "LIDC-IDRI-0006.nii.gz".to_string(),
+        include_bytes!(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/static/sample/LIDC-IDRI-0006.nii.gz"
+        ))
+        .to_vec(),
+    )])
+    .expect("the sample opens")
+}
+
 #[wasm_bindgen_test]
 fn dicom_series_decodes_in_the_browser() {
     let volume = series(vec![
@@ -390,11 +403,7 @@ mod models {
             "/tests/fixtures/detect/sample_findings.json"
         )))
         .expect("reference json");
-        let volume = series(vec![(
-            "LIDC-IDRI-0006.nii.gz".to_string(),
-            repo_file!("static/sample/LIDC-IDRI-0006.nii.gz").to_vec(),
-        )])
-        .expect("the sample opens");
+        let volume = super::sample();
         let start = js_sys::Date::now();
         let mask = lung_mask(&volume);
         let found = candidates(&volume, &mask);
@@ -536,16 +545,7 @@ fn lung_mask_and_candidates_match_native_in_the_browser() {
         "/tests/fixtures/detect/reference.json"
     )))
     .expect("reference json");
-    let sample = series(vec![(
-        "LIDC-IDRI-0006.nii.gz".to_string(),
-        include_bytes!(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/static/sample/LIDC-IDRI-0006.nii.gz"
-        ))
-        .to_vec(),
-    )])
-    .expect("the sample opens");
-    for (case, volume) in [("phantom", phantom::chest()), ("sample", sample)] {
+    for (case, volume) in [("phantom", phantom::chest()), ("sample", sample())] {
         let mask = lung_mask(&volume);
         let found = candidates(&volume, &mask);
         let want = &expected[case];

@@ -120,7 +120,7 @@ struct CropResults {
 }
 
 /// The hit radius of the LUNA16 rule, at least 2.5 mm.
-fn hit_radius(diameter_mm: f64) -> f64 {
+pub fn hit_radius(diameter_mm: f64) -> f64 {
     (diameter_mm / 2.0).max(2.5)
 }
 

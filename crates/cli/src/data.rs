@@ -395,7 +395,7 @@ fn background_point(
             rng.below(volume.dims()[2]),
         ];
         let p = volume.voxel_to_world([ijk[0] as f64, ijk[1] as f64, ijk[2] as f64]);
-        let d = dist(p, row.center);
+        let d = nodulens_detect::distance_mm(p, row.center);
         let on_mask = mask
             .filter(|m| m.dims() == volume.dims())
             .and_then(|m| m.get(ijk[0], ijk[1], ijk[2]))
@@ -405,10 +405,6 @@ fn background_point(
         }
     }
     None
-}
-
-fn dist(a: [f64; 3], b: [f64; 3]) -> f64 {
-    ((a[0] - b[0]).powi(2) + (a[1] - b[1]).powi(2) + (a[2] - b[2]).powi(2)).sqrt()
 }
 
 /// A region that no negative may come near: a marked nodule (any number of readers) or a box.
@@ -421,7 +417,9 @@ pub enum Mark {
 impl Mark {
     fn distance(&self, p: [f64; 3]) -> f64 {
         match self {
-            Mark::Sphere { center, radius_mm } => dist(p, *center) - radius_mm,
+            Mark::Sphere { center, radius_mm } => {
+                nodulens_detect::distance_mm(p, *center) - radius_mm
+            }
             Mark::Box { min, max } => {
                 let d: Vec<f64> = (0..3)
                     .map(|a| (min[a] - p[a]).max(p[a] - max[a]).max(0.0))

@@ -5,9 +5,10 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
-use nodulens_detect::{Finding, merge_duplicates};
+use nodulens_detect::{Finding, distance_mm, merge_duplicates};
 use serde::Serialize;
 
+use crate::candidates::hit_radius;
 use crate::data::{self, Annotations};
 use crate::detect::{self, Models};
 
@@ -52,14 +53,6 @@ struct ScanResult {
     warnings: Vec<String>,
 }
 
-fn distance(a: [f64; 3], b: [f64; 3]) -> f64 {
-    (0..3).map(|i| (a[i] - b[i]).powi(2)).sum::<f64>().sqrt()
-}
-
-fn radius(diameter_mm: f64) -> f64 {
-    (diameter_mm / 2.0).max(2.5)
-}
-
 fn in_box(p: [f64; 3], (lo, hi): ([f64; 3], [f64; 3])) -> bool {
     (0..3).all(|a| p[a] >= lo[a].min(hi[a]) && p[a] <= lo[a].max(hi[a]))
 }
@@ -75,7 +68,7 @@ pub fn classify(findings: &[Finding], annotations: &Annotations) -> Vec<(Outcome
         .map(|f| {
             let on = |i: &usize| {
                 let n = &annotations.nodules[*i];
-                distance(f.center_mm, n.center_mm) <= radius(n.diameter_mm)
+                distance_mm(f.center_mm, n.center_mm) <= hit_radius(n.diameter_mm)
             };
             if let Some(&i) = references.iter().find(|i| on(i)) {
                 if hit[i] {

@@ -54,13 +54,15 @@ pub struct Candidate {
     pub score: i16,
 }
 
+/// Euclidean distance of two points, mm.
+pub fn distance_mm(a: [f64; 3], b: [f64; 3]) -> f64 {
+    (0..3).map(|i| (a[i] - b[i]).powi(2)).sum::<f64>().sqrt()
+}
+
 impl Candidate {
     /// Distance from the candidate's centre to `p` (LPS mm).
     pub fn distance_mm(&self, p: [f64; 3]) -> f64 {
-        (0..3)
-            .map(|a| (self.center_mm[a] - p[a]).powi(2))
-            .sum::<f64>()
-            .sqrt()
+        distance_mm(self.center_mm, p)
     }
 
     /// Whether `other` is the same candidate: same voxel, scale and score, the centre within

@@ -9,7 +9,7 @@ use nodulens_core::preprocess::{
 use nodulens_core::{Volume, Warning, WarningKind};
 use serde::Serialize;
 
-use crate::Candidate;
+use crate::candidates::{Candidate, distance_mm};
 use crate::lung::LungMask;
 use crate::lung_rads::{self, Assessment, Category};
 use crate::measure::{Measurement, NoduleType, measure};
@@ -42,7 +42,7 @@ impl Site {
             return None;
         }
         let measurement = measure(volume, &seg);
-        let shift = distance(measurement.center_mm, seed_mm);
+        let shift = distance_mm(measurement.center_mm, seed_mm);
         if shift > max_shift_mm {
             return None;
         }
@@ -160,7 +160,7 @@ pub fn merge_duplicates(findings: Vec<Finding>) -> Vec<Finding> {
 
 fn same_nodule(a: &Finding, b: &Finding) -> bool {
     let reach = (a.diameter_mm.max(b.diameter_mm) / 2.0).max(MERGE_MIN_MM);
-    distance(a.center_mm, b.center_mm) < reach
+    distance_mm(a.center_mm, b.center_mm) < reach
 }
 
 fn finding(volume: &Volume, site: Site, p_nodule: f32, p_malignant: f32) -> Finding {
@@ -240,8 +240,4 @@ impl Report {
             warnings,
         }
     }
-}
-
-fn distance(a: [f64; 3], b: [f64; 3]) -> f64 {
-    (0..3).map(|i| (a[i] - b[i]).powi(2)).sum::<f64>().sqrt()
 }

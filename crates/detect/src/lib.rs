@@ -26,6 +26,7 @@ pub mod sr;
 
 pub use candidates::{
     Candidate, MAX_CANDIDATES, MIN_RESPONSE_HU, SCALES_MM, candidates, candidates_up_to,
+    distance_mm,
 };
 pub use findings::{
     Finding, MERGE_MIN_MM, Report, Site, all_findings, cut_patch, findings, merge_duplicates, sites,
