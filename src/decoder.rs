@@ -1,6 +1,8 @@
 //! The UI's handle on the decode worker: spawns it, queues a request until the worker
 //! says it is ready, turns its messages into [`Action`]s, and cancels by terminating it
-//! (a synchronous decode cannot read a "stop" message) and spawning a fresh one.
+//! (a synchronous decode cannot read a "stop" message) and spawning a fresh one. Each
+//! slice it receives is copied into the UI's volume, then relayed to the analysis worker
+//! (`crate::analyser`), which hands the buffer back for the next slices.
 
 use std::cell::RefCell;
 use std::rc::{Rc, Weak};
@@ -13,7 +15,9 @@ use wasm_bindgen::prelude::*;
 use web_sys::{ErrorEvent, MessageEvent, Worker};
 use yew::UseReducerDispatcher;
 
-use crate::state::{Action, AppState, Loaded, Preview};
+use crate::analyser::{self, AnalyserRef};
+use crate::state::{Action, AppState, Loaded, Preview, VolumeRef};
+use nodulens_app::analysis::AnalysisAction;
 
 /// The worker's loader (`static/decode-worker_loader.js`, copied next to Trunk's unhashed
 /// `decode-worker.js` and `decode-worker_bg.wasm`).
@@ -33,6 +37,7 @@ pub struct Decoder {
     /// The volume arriving slice by slice (the one copy of its voxels).
     incoming: Option<Incoming>,
     dispatch: UseReducerDispatcher<AppState>,
+    analyser: AnalyserRef,
     // Kept alive as long as the worker they are attached to.
     _on_message: Option<Closure<dyn FnMut(MessageEvent)>>,
     _on_error: Option<Closure<dyn FnMut(ErrorEvent)>>,
@@ -48,7 +53,7 @@ pub fn now_ms() -> f64 {
 }
 
 impl Decoder {
-    pub fn new(dispatch: UseReducerDispatcher<AppState>) -> DecoderRef {
+    pub fn new(dispatch: UseReducerDispatcher<AppState>, analyser: AnalyserRef) -> DecoderRef {
         let decoder = Rc::new(RefCell::new(Decoder {
             worker: None,
             ready: false,
@@ -59,15 +64,35 @@ impl Decoder {
             last: None,
             incoming: None,
             dispatch,
+            analyser: analyser.clone(),
             _on_message: None,
             _on_error: None,
         }));
         spawn(&decoder);
+        // The analysis worker's copied buffers go back to the decoder for the next slices.
+        let weak = Rc::downgrade(&decoder);
+        analyser.borrow_mut().set_recycle(Box::new(move |voxels| {
+            if let Some(decoder) = weak.upgrade()
+                && let Ok(d) = decoder.try_borrow()
+            {
+                recycle(&d, voxels);
+            }
+        }));
         decoder
     }
 
     pub fn last_request(&self) -> Option<Request> {
         self.last.clone()
+    }
+}
+
+/// Hands a copied slice buffer back to the decode worker (best effort: a worker that has
+/// gone allocates new ones).
+fn recycle(d: &Decoder, voxels: js_sys::Int16Array) {
+    if let (Some(worker), Ok((message, transfer))) =
+        (&d.worker, Request::Recycle { voxels }.to_js())
+    {
+        let _ = worker.post_message_with_transfer(&message, &transfer);
     }
 }
 
@@ -135,6 +160,7 @@ fn on_message(weak: &Weak<RefCell<Decoder>>, data: JsValue) {
             d.incoming
                 .get_or_insert_with(|| Incoming::new(nodulens_core::MAX_VOXELS))
                 .expect(voxels);
+            analyser::reserve(&d.analyser, voxels);
         }
         Ok(Response::Slices { voxels, preview }) => {
             let incoming = d
@@ -145,13 +171,11 @@ fn on_message(weak: &Weak<RefCell<Decoder>>, data: JsValue) {
                 .filter(|_| copied.is_ok())
                 .and_then(|shape| preview_slice(shape, incoming.latest()));
             match copied {
-                // Hand the buffer back for the next slices (best effort: a worker that has
-                // gone allocates new ones).
+                // On to the analysis worker, which hands the buffer back; without a job,
+                // straight back to the decoder.
                 Ok(()) => {
-                    if let (Some(worker), Ok((message, transfer))) =
-                        (&d.worker, Request::Recycle { voxels }.to_js())
-                    {
-                        let _ = worker.post_message_with_transfer(&message, &transfer);
+                    if let Err(voxels) = analyser::relay(&d.analyser, voxels) {
+                        recycle(&d, voxels);
                     }
                     if let Some(preview) = preview {
                         drop(d);
@@ -169,7 +193,9 @@ fn on_message(weak: &Weak<RefCell<Decoder>>, data: JsValue) {
             let decode_ms = now_ms() - d.sent_at;
             let what = d.what.clone();
             let incoming = d.incoming.take();
+            let analyser = d.analyser.clone();
             drop(d);
+            let for_analysis = (*finished).clone();
             let loaded = incoming
                 .unwrap_or_else(|| Incoming::new(nodulens_core::MAX_VOXELS))
                 .finish(*finished)
@@ -177,9 +203,14 @@ fn on_message(weak: &Weak<RefCell<Decoder>>, data: JsValue) {
             match loaded {
                 Ok(loaded) => {
                     publish_timing(decode_ms, loaded.volume.voxels().len() as u32);
-                    dispatch.dispatch(Action::Opened(Box::new(loaded)));
+                    let loaded = VolumeRef(Rc::new(loaded));
+                    dispatch.dispatch(Action::Opened(loaded.clone()));
+                    analyser::analyse(&analyser, for_analysis, loaded);
                 }
-                Err(message) => dispatch.dispatch(Action::Failed(message)),
+                Err(message) => {
+                    abandon(&analyser, &dispatch);
+                    dispatch.dispatch(Action::Failed(message));
+                }
             }
             // A wasm heap never shrinks: a fresh worker is small, whatever this decode
             // grew the old one to.
@@ -187,6 +218,7 @@ fn on_message(weak: &Weak<RefCell<Decoder>>, data: JsValue) {
         }
         Ok(Response::Failed { message }) => {
             d.incoming = None;
+            abandon(&d.analyser, &dispatch);
             let ready = d.ready;
             if !ready {
                 // The loader could not initialise the worker's wasm: do not loop on it.
@@ -222,12 +254,22 @@ fn preview_slice([width, height]: [usize; 2], values: &[i16]) -> Option<Preview>
     })
 }
 
+/// The scan will not open: its analysis stops too.
+fn abandon(analyser: &AnalyserRef, dispatch: &UseReducerDispatcher<AppState>) {
+    let job = analyser::cancel(analyser);
+    dispatch.dispatch(Action::Analysis(AnalysisAction::Skipped {
+        job,
+        reason: "the scan could not be opened".into(),
+    }));
+}
+
 /// A broken stream: say why, drop what arrived, and start a fresh worker.
 fn fail_and_restart(this: DecoderRef, dispatch: UseReducerDispatcher<AppState>, message: String) {
     {
         let mut d = this.borrow_mut();
         d.busy = false;
         d.incoming = None;
+        abandon(&d.analyser, &dispatch);
     }
     dispatch.dispatch(Action::Failed(message));
     spawn_later(this);
@@ -239,6 +281,9 @@ fn on_crash(weak: &Weak<RefCell<Decoder>>, message: String) {
     };
     let (dispatch, was_ready) = {
         let d = this.borrow();
+        if d.busy {
+            abandon(&d.analyser, &d.dispatch);
+        }
         (d.dispatch.clone(), d.ready)
     };
     if was_ready {
@@ -297,6 +342,9 @@ pub fn open(this: &DecoderRef, request: Request, what: String) {
         spawn(this);
     }
     dispatch.dispatch(Action::StartLoading { what: what.clone() });
+    let analyser = this.borrow().analyser.clone();
+    let job = analyser::begin(&analyser);
+    dispatch.dispatch(Action::Analysis(AnalysisAction::Started { job }));
     let mut d = this.borrow_mut();
     d.what = what;
     d.last = Some(request.clone());
@@ -312,7 +360,12 @@ pub fn open(this: &DecoderRef, request: Request, what: String) {
 
 /// Stops the running decode.
 pub fn cancel(this: &DecoderRef) {
-    let dispatch = this.borrow().dispatch.clone();
+    let (dispatch, analyser) = {
+        let d = this.borrow();
+        (d.dispatch.clone(), d.analyser.clone())
+    };
+    let job = analyser::cancel(&analyser);
+    dispatch.dispatch(Action::Analysis(AnalysisAction::Cancelled { job }));
     this.borrow_mut().pending = None;
     spawn(this);
     dispatch.dispatch(Action::Cancelled);

@@ -164,6 +164,76 @@ impl Placement {
     }
 }
 
+impl Placement {
+    /// The canvas point of continuous display-pixel coordinates `(x, y)` of the slice (the
+    /// inverse of [`Placement::pixel_at`]; pixel centres are at `+0.5`).
+    pub fn canvas_point(&self, x: f64, y: f64, slice: (usize, usize)) -> (f64, f64) {
+        (
+            self.x + x / slice.0.max(1) as f64 * self.width,
+            self.y + y / slice.1.max(1) as f64 * self.height,
+        )
+    }
+}
+
+/// Where a point of the volume (continuous voxel coordinates) lies on one view.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct OnView {
+    /// Continuous slice index along the view's normal.
+    pub slice: f64,
+    /// Display-pixel coordinates on the shown (flipped) slice, pixel centres at `+0.5`.
+    pub x: f64,
+    pub y: f64,
+    /// Millimetres per slice along the normal.
+    pub normal_mm: f64,
+}
+
+/// The one volume → view mapping of the markers: `voxel` as `view::extract` lays the
+/// plane's slices out, then the display flips.
+pub fn on_view(
+    dims: [usize; 3],
+    spacing: [f64; 3],
+    flips: Flips,
+    plane: Plane,
+    voxel: [f64; 3],
+) -> OnView {
+    let top = dims[2].saturating_sub(1) as f64;
+    let (slice, u, v, width, height, normal_mm) = match plane {
+        Plane::Axial => (voxel[2], voxel[0], voxel[1], dims[0], dims[1], spacing[2]),
+        Plane::Coronal => (
+            voxel[1],
+            voxel[0],
+            top - voxel[2],
+            dims[0],
+            dims[2],
+            spacing[1],
+        ),
+        Plane::Sagittal => (
+            voxel[0],
+            voxel[1],
+            top - voxel[2],
+            dims[1],
+            dims[2],
+            spacing[0],
+        ),
+    };
+    let x = if flips.horizontal {
+        width.saturating_sub(1) as f64 - u
+    } else {
+        u
+    };
+    let y = if flips.vertical {
+        height.saturating_sub(1) as f64 - v
+    } else {
+        v
+    };
+    OnView {
+        slice,
+        x: x + 0.5,
+        y: y + 0.5,
+        normal_mm,
+    }
+}
+
 pub const MIN_ZOOM: f64 = 0.25;
 pub const MAX_ZOOM: f64 = 32.0;
 
@@ -241,6 +311,37 @@ pub fn signed(value: f64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn markers_land_on_the_voxel_the_readout_names() {
+        let dims = [7, 5, 4];
+        let shape = |plane| match plane {
+            Plane::Axial => (7, 5),
+            Plane::Coronal => (7, 4),
+            Plane::Sagittal => (5, 4),
+        };
+        for direction in [IDENTITY, RAS] {
+            for plane in Plane::ALL {
+                let flips = Flips::for_plane(&direction, plane);
+                let slice = shape(plane);
+                let placement = Placement::fit((300.0, 200.0), slice, [0.7, 2.5], 1.5, [9.0, -4.0]);
+                for voxel in [[0usize, 0, 0], [6, 4, 3], [2, 3, 1]] {
+                    let at = on_view(dims, [0.7, 0.7, 2.5], flips, plane, voxel.map(|c| c as f64));
+                    let (cx, cy) = placement.canvas_point(at.x, at.y, slice);
+                    // Back through the readout's path: canvas → display pixel → slice pixel → voxel.
+                    let (px, py) = placement.pixel_at(cx, cy, slice).expect("on the image");
+                    let (u, v) = flips.map(px, py, slice.0, slice.1);
+                    let top = dims[2] - 1;
+                    let back = match plane {
+                        Plane::Axial => [u, v, at.slice as usize],
+                        Plane::Coronal => [u, at.slice as usize, top - v],
+                        Plane::Sagittal => [at.slice as usize, u, top - v],
+                    };
+                    assert_eq!(back, voxel, "{plane:?} {direction:?}");
+                }
+            }
+        }
+    }
 
     const IDENTITY: [f64; 9] = [1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0];
     /// A NIfTI stored RAS with an identity affine: x to the right, y anterior, in LPS.

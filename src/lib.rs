@@ -1,13 +1,17 @@
-//! Code shared by the viewer UI (`src/main.rs`) and the decode worker
-//! (`src/bin/decode_worker.rs`).
+//! Code shared by the viewer UI (`src/main.rs`), the decode worker
+//! (`src/bin/decode_worker.rs`) and the analysis worker (`src/bin/analysis_worker.rs`).
 //!
 //! The pure parts (display geometry, the header that crosses the worker boundary,
 //! progress throttling) build everywhere so native `cargo test` covers them; the parts
 //! that touch the browser are compiled for wasm32 only.
 
+pub mod analysis;
+pub mod analysis_protocol;
 pub mod display;
 pub mod protocol;
 
+#[cfg(all(target_arch = "wasm32", feature = "inference"))]
+pub mod analysis_worker;
 #[cfg(all(target_arch = "wasm32", feature = "inference"))]
 pub mod inference;
 #[cfg(target_arch = "wasm32")]

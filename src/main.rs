@@ -3,6 +3,8 @@
 //! is the UI.
 
 #[cfg(target_arch = "wasm32")]
+mod analyser;
+#[cfg(target_arch = "wasm32")]
 mod components;
 #[cfg(target_arch = "wasm32")]
 mod decoder;
@@ -13,9 +15,12 @@ mod state;
 
 #[cfg(target_arch = "wasm32")]
 mod app {
+    use nodulens_app::analysis::AnalysisAction;
     use nodulens_app::protocol::{InputFile, Request};
     use yew::prelude::*;
 
+    use crate::analyser::{self, Analyser};
+    use crate::components::findings::FindingsPanel;
     use crate::components::metadata::{MetadataPanel, WarningsPanel};
     use crate::components::open_panel::OpenPanel;
     use crate::components::preview::PreviewView;
@@ -44,9 +49,16 @@ mod app {
     pub fn app() -> Html {
         let state = use_reducer(AppState::default);
         let dispatch = state.dispatcher();
+        // The analysis worker starts with the page, so its models are loaded by the time a
+        // scan arrives.
+        let analyser = {
+            let dispatch = dispatch.clone();
+            use_memo((), move |_| Analyser::new(dispatch))
+        };
         let decoder = {
             let dispatch = dispatch.clone();
-            use_memo((), move |_| Decoder::new(dispatch))
+            let analyser = (*analyser).clone();
+            use_memo((), move |_| Decoder::new(dispatch, analyser))
         };
         let dragging = use_state(|| false);
 
@@ -110,6 +122,23 @@ mod app {
         let on_cancel = {
             let decoder = decoder.clone();
             Callback::from(move |()| decoder::cancel(&decoder))
+        };
+        let on_cancel_analysis = {
+            let analyser = analyser.clone();
+            let dispatch = dispatch.clone();
+            Callback::from(move |()| {
+                let job = analyser::cancel(&analyser);
+                dispatch.dispatch(Action::Analysis(AnalysisAction::Cancelled { job }));
+            })
+        };
+        let on_rerun = {
+            let analyser = analyser.clone();
+            let loaded = state.loaded.clone();
+            Callback::from(move |()| {
+                if let Some(loaded) = loaded.clone() {
+                    analyser::rerun(&analyser, loaded);
+                }
+            })
         };
         let on_spacing = {
             let dispatch = dispatch.clone();
@@ -187,6 +216,9 @@ mod app {
                     if loaded.is_some() {
                         { open_panel.clone() }
                     }
+                    <span class="disclaimer" data-testid="disclaimer">
+                        { "Research use only — not a medical device" }
+                    </span>
                 </header>
                 if let Some(loading) = state.loading.clone() {
                     <ProgressBar {loading} on_cancel={on_cancel.clone()} />
@@ -211,6 +243,8 @@ mod app {
                     <main class="workspace" key={loaded.generation.to_string()}>
                         <Viewer loaded={loaded.clone()} state={state.clone()} />
                         <aside class="sidebar">
+                            <FindingsPanel state={state.clone()} on_cancel={on_cancel_analysis}
+                                {on_rerun} />
                             <WarningsPanel warnings={loaded.volume.warnings().to_vec()} />
                             <MetadataPanel loaded={loaded.clone()} {on_reopen} />
                         </aside>

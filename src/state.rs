@@ -2,6 +2,7 @@
 
 use std::rc::Rc;
 
+use nodulens_app::analysis::{Analysis, AnalysisAction};
 use nodulens_app::display::{self, Flips};
 use nodulens_app::protocol::LoadProgress;
 use nodulens_core::view::{self, Plane, Window};
@@ -23,16 +24,21 @@ pub struct Loaded {
     pub source: String,
 }
 
+thread_local! {
+    static GENERATIONS: std::cell::Cell<u64> = const { std::cell::Cell::new(1) };
+}
+
 impl Loaded {
-    /// The generation is assigned by the reducer.
+    /// Each volume gets the next generation.
     pub fn new(volume: Volume, statistics: Statistics, source: String) -> Self {
+        let generation = GENERATIONS.with(|g| g.replace(g.get() + 1));
         let flips = Plane::ALL.map(|p| Flips::for_plane(&volume.direction(), p));
         let default_window = match volume.units() {
             IntensityUnits::Hounsfield => Window::LUNG,
             IntensityUnits::GreyLevels => Window::spanning(statistics.min, statistics.max),
         };
         Self {
-            generation: 0,
+            generation,
             volume,
             statistics,
             flips,
@@ -135,7 +141,7 @@ pub struct AppState {
     pub readout: Option<Readout>,
     /// Voxel size given to PNG/JPEG stacks, which carry none.
     pub stack_spacing: [f64; 3],
-    next_generation: u64,
+    pub analysis: Analysis,
 }
 
 impl Default for AppState {
@@ -150,7 +156,7 @@ impl Default for AppState {
             active: Plane::Axial,
             readout: None,
             stack_spacing: [1.0, 1.0, 1.0],
-            next_generation: 1,
+            analysis: Analysis::default(),
         }
     }
 }
@@ -164,7 +170,7 @@ pub enum Action {
     /// A slice to show until the volume is whole.
     Preview(Preview),
     /// The worker's result, whole.
-    Opened(Box<Loaded>),
+    Opened(VolumeRef),
     Failed(String),
     /// The worker died (panic, out of memory) — only an error if a decode was running.
     WorkerCrashed(String),
@@ -181,9 +187,31 @@ pub enum Action {
     SetActive(Plane),
     Hover(Option<Readout>),
     SetStackSpacing([f64; 3]),
+    Analysis(AnalysisAction),
+    /// Select a finding (index into the result) and bring the three views to it.
+    SelectFinding(usize),
+    /// Select the next (+1) or previous (−1) finding shown and bring the views to it.
+    StepFinding(i64),
 }
 
 impl AppState {
+    /// Puts the three views through the selected finding's centre.
+    fn go_to_selected(&mut self) {
+        let (Some(loaded), Some(result), Some(i)) =
+            (&self.loaded, &self.analysis.result, self.analysis.selected)
+        else {
+            return;
+        };
+        let Some(finding) = result.findings.get(i) else {
+            return;
+        };
+        let [x, y, z] = finding.center_voxel;
+        for (plane, index) in [(Plane::Axial, z), (Plane::Coronal, y), (Plane::Sagittal, x)] {
+            let last = view::slice_count(&loaded.volume, plane).saturating_sub(1);
+            self.views[plane_index(plane)].index = index.min(last);
+        }
+    }
+
     fn centred_views(loaded: &Loaded) -> [ViewState; 3] {
         Plane::ALL.map(|plane| ViewState {
             index: view::slice_count(&loaded.volume, plane) / 2,
@@ -226,12 +254,9 @@ impl Reducible for AppState {
             }
             Action::Opened(loaded) => {
                 s.loading = None;
-                let mut loaded = *loaded;
-                loaded.generation = s.next_generation;
-                s.next_generation += 1;
                 s.views = Self::centred_views(&loaded);
                 s.window = loaded.default_window;
-                s.loaded = Some(VolumeRef(Rc::new(loaded)));
+                s.loaded = Some(loaded);
             }
             Action::Failed(message) => {
                 s.loading = None;
@@ -297,6 +322,21 @@ impl Reducible for AppState {
                 s.readout = readout;
             }
             Action::SetStackSpacing(spacing) => s.stack_spacing = spacing,
+            Action::Analysis(action) => {
+                if !s.analysis.apply(action) {
+                    return self;
+                }
+            }
+            Action::SelectFinding(i) => {
+                s.analysis.apply(AnalysisAction::Select(Some(i)));
+                s.go_to_selected();
+            }
+            Action::StepFinding(delta) => {
+                if !s.analysis.apply(AnalysisAction::Step(delta)) {
+                    return self;
+                }
+                s.go_to_selected();
+            }
         }
         Rc::new(s)
     }

@@ -245,7 +245,7 @@ impl Drop for ReaderWorker {
     }
 }
 
-fn js_error_text(e: &JsValue) -> String {
+pub(crate) fn js_error_text(e: &JsValue) -> String {
     if let Some(err) = e.dyn_ref::<js_sys::Error>() {
         return String::from(err.message());
     }
@@ -538,7 +538,7 @@ async fn open_and_stream(source: &dyn FileSource, blobs: Option<&BrowserFiles>, 
     }
 }
 
-async fn fetch_bytes(url: &str) -> Result<Vec<u8>, String> {
+pub(crate) async fn fetch_bytes(url: &str) -> Result<Vec<u8>, String> {
     let response = JsFuture::from(scope().fetch_with_str(url))
         .await
         .map_err(|e| format!("could not download {url}: {}", js_error_text(&e)))?;

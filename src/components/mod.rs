@@ -1,6 +1,7 @@
 //! The viewer's UI components.
 
 pub mod canvas;
+pub mod findings;
 pub mod metadata;
 pub mod open_panel;
 pub mod preview;

@@ -21,8 +21,19 @@ use crate::components::canvas::{self, context, fit_backing_store, paint};
 use crate::decoder::{mark_first_slice, now_ms};
 use crate::state::{Action, AppState, Readout, ViewState, VolumeRef};
 
+/// A finding drawn on the views.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Marker {
+    pub center_mm: [f64; 3],
+    pub diameter_mm: f64,
+    pub selected: bool,
+}
+
 #[derive(Properties, PartialEq, Clone)]
 pub struct SliceViewProps {
+    /// The findings shown (compared by value: a re-render with the same findings does not
+    /// redraw).
+    pub markers: Rc<Vec<Marker>>,
     pub loaded: VolumeRef,
     pub plane: Plane,
     pub view: ViewState,
@@ -124,6 +135,7 @@ fn draw(canvas: &HtmlCanvasElement, cache: &mut Cache, props: &SliceViewProps) -
         p.height,
     )
     .ok()?;
+    draw_markers(&ctx, &p, shape, pixel_mm, props, ratio);
     if props.plane == Plane::Axial && cache.reported != props.loaded.generation {
         // Read by the end-to-end tests and the browser benchmark.
         cache.reported = props.loaded.generation;
@@ -136,6 +148,41 @@ fn draw(canvas: &HtmlCanvasElement, cache: &mut Cache, props: &SliceViewProps) -
         }
     }
     Some(())
+}
+
+/// A circle around each finding whose extent this slice crosses (thicker for the selected
+/// one), a little larger than the nodule so its edge stays visible.
+fn draw_markers(
+    ctx: &web_sys::CanvasRenderingContext2d,
+    placement: &Placement,
+    shape: (usize, usize),
+    pixel_mm: [f64; 2],
+    props: &SliceViewProps,
+    ratio: f64,
+) {
+    let volume = &props.loaded.volume;
+    let flips = props.loaded.flips(props.plane);
+    let canvas_per_mm = placement.width / (shape.0.max(1) as f64 * pixel_mm[0].max(1e-6));
+    for marker in props.markers.iter() {
+        let voxel = volume.world_to_voxel(marker.center_mm);
+        let at = display::on_view(volume.dims(), volume.spacing(), flips, props.plane, voxel);
+        let radius_mm = marker.diameter_mm / 2.0;
+        let off_centre_mm = (at.slice - props.view.index as f64).abs() * at.normal_mm;
+        if off_centre_mm > radius_mm.max(at.normal_mm / 2.0) {
+            continue;
+        }
+        let (x, y) = placement.canvas_point(at.x, at.y, shape);
+        let radius = (radius_mm + 2.5) * canvas_per_mm;
+        ctx.begin_path();
+        let _ = ctx.arc(x, y, radius.max(4.0 * ratio), 0.0, std::f64::consts::TAU);
+        ctx.set_line_width(if marker.selected { 2.5 } else { 1.5 } * ratio);
+        ctx.set_stroke_style_str(if marker.selected {
+            "#ffd400"
+        } else {
+            "#ff7a1a"
+        });
+        ctx.stroke();
+    }
 }
 
 /// What is under CSS point `(x, y)` of the canvas.
@@ -190,7 +237,13 @@ pub fn slice_view(props: &SliceViewProps) -> Html {
     {
         let canvas_ref = canvas_ref.clone();
         let cache = cache.clone();
-        let deps = (props.loaded.clone(), props.view, props.window, *resized);
+        let deps = (
+            props.loaded.clone(),
+            props.view,
+            props.window,
+            *resized,
+            props.markers.clone(),
+        );
         let props_now = props.clone();
         use_effect_with(deps, move |_| {
             if let Some(canvas) = canvas_ref.cast::<HtmlCanvasElement>() {

@@ -8,7 +8,9 @@ use wasm_bindgen::JsCast;
 use web_sys::{Element, KeyboardEvent};
 use yew::prelude::*;
 
-use crate::components::slice_view::SliceView;
+use std::rc::Rc;
+
+use crate::components::slice_view::{Marker, SliceView};
 use crate::state::{Action, AppState, Readout, VolumeRef, plane_index};
 
 #[derive(Properties, PartialEq)]
@@ -46,9 +48,10 @@ pub fn viewer(props: &ViewerProps) -> Html {
 
     // Arrow keys and PageUp/PageDown scroll the hovered or focused view, wherever the
     // keyboard focus is, except in form fields (a focused slider moves itself).
+    let hu = props.loaded.volume.units() == IntensityUnits::Hounsfield;
     {
         let dispatch = dispatch.clone();
-        use_effect_with((), move |_| {
+        use_effect_with(hu, move |&hu| {
             let listener = web_sys::window()
                 .and_then(|w| w.document())
                 .map(|document| {
@@ -76,15 +79,20 @@ pub fn viewer(props: &ViewerProps) -> Html {
                                 return;
                             }
                             // Like a stack of images (and the wheel): down = next slice.
-                            let step = match e.key().as_str() {
-                                "ArrowDown" => 1,
-                                "ArrowUp" => -1,
-                                "PageDown" => 10,
-                                "PageUp" => -10,
+                            let action = match e.key().as_str() {
+                                "ArrowDown" => Action::StepSlice(None, 1),
+                                "ArrowUp" => Action::StepSlice(None, -1),
+                                "PageDown" => Action::StepSlice(None, 10),
+                                "PageUp" => Action::StepSlice(None, -10),
+                                "n" | "N" => Action::StepFinding(1),
+                                "p" | "P" => Action::StepFinding(-1),
+                                "1" if hu => Action::SetWindow(Window::LUNG),
+                                "2" if hu => Action::SetWindow(Window::MEDIASTINUM),
+                                "3" if hu => Action::SetWindow(Window::BONE),
                                 _ => return,
                             };
                             e.prevent_default();
-                            dispatch.dispatch(Action::StepSlice(None, step));
+                            dispatch.dispatch(action);
                         },
                     )
                 });
@@ -93,7 +101,25 @@ pub fn viewer(props: &ViewerProps) -> Html {
     }
 
     let units = props.loaded.volume.units();
-    let hu = units == IntensityUnits::Hounsfield;
+    let markers = Rc::new(
+        state
+            .analysis
+            .result
+            .as_ref()
+            .map(|result| {
+                state
+                    .analysis
+                    .shown()
+                    .into_iter()
+                    .map(|i| Marker {
+                        center_mm: result.findings[i].center_mm,
+                        diameter_mm: result.findings[i].diameter_mm,
+                        selected: state.analysis.selected == Some(i),
+                    })
+                    .collect::<Vec<_>>()
+            })
+            .unwrap_or_default(),
+    );
     let presets = PRESETS.iter().map(|&(id, label, window)| {
         let dispatch = dispatch.clone();
         let pressed = state.window == window;
@@ -129,7 +155,7 @@ pub fn viewer(props: &ViewerProps) -> Html {
                 <span class="wl" data-testid="window-level">{ window_label(state.window) }</span>
                 <button class="button" data-testid="reset-view" onclick={on_reset}>{ "Reset" }</button>
                 <span class="help">
-                    { "Wheel/↑↓: slice · drag: window · right/shift-drag: pan · ctrl+wheel: zoom" }
+                    { "Wheel/↑↓: slice · drag: window (1/2/3: presets) · right/shift-drag: pan · ctrl+wheel: zoom" }
                 </span>
             </div>
             <div class="views">
@@ -138,6 +164,7 @@ pub fn viewer(props: &ViewerProps) -> Html {
                         key={plane.label()}
                         loaded={props.loaded.clone()}
                         {plane}
+                        markers={markers.clone()}
                         view={state.views[plane_index(plane)]}
                         window={state.window}
                         active={state.active == plane}

@@ -43,13 +43,9 @@ pub fn load_on(dir: &Path, kind: ModelKind, device: &Device) -> anyhow::Result<L
             .with_context(|| format!("{} has no {} model", manifest_path.display(), kind.name()))?;
         let path = dir.join(&entry.file);
         let bytes = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
-        let digest = sha256_hex(&bytes);
-        if digest != entry.sha256 {
-            bail!(
-                "{}: SHA-256 {digest} does not match the manifest",
-                path.display()
-            );
-        }
+        entry
+            .verify(&bytes)
+            .with_context(|| format!("{} is not the shipped file", path.display()))?;
         let seed = entry.training["train"]["seed"].as_u64().unwrap_or(42);
         return Ok(Loaded {
             classifier: Classifier::from_manifest(entry, bytes, device)?,

@@ -7,7 +7,7 @@ use nodulens_core::preprocess::{
     PatchTransform, PreprocessConfig, extract_views_into, nodule_context,
 };
 use nodulens_core::{Volume, Warning, WarningKind};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::candidates::{Candidate, distance_mm};
 use crate::lung::LungMask;
@@ -100,7 +100,7 @@ pub fn sites(volume: &Volume, candidates: &[Candidate]) -> Vec<Site> {
 }
 
 /// One finding of the scan, as reports carry it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Finding {
     /// LPS mm (the segmentation's centroid).
     pub center_mm: [f64; 3],
@@ -189,6 +189,22 @@ fn finding(volume: &Volume, site: Site, p_nodule: f32, p_malignant: f32) -> Find
     }
 }
 
+/// Every warning of the volume and of its lung mask, as a report lists them.
+pub fn report_warnings(volume: &Volume, mask: &LungMask) -> Vec<Warning> {
+    let mut warnings: Vec<Warning> = volume.warnings().to_vec();
+    warnings.extend(mask.warnings().iter().cloned());
+    warnings
+}
+
+/// Whether lungs were found and lie wholly in the scan (`warnings` from [`report_warnings`]);
+/// if not, the scan's category is 0.
+pub fn lungs_covered(warnings: &[Warning], mask: &LungMask) -> bool {
+    mask.found()
+        && !warnings
+            .iter()
+            .any(|w| w.kind == WarningKind::PartialCoverage)
+}
+
 /// What the pipeline says of one scan (the CLI adds timings, the model and the source).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Report {
@@ -215,12 +231,8 @@ impl Report {
         candidates: usize,
         scored: usize,
     ) -> Report {
-        let mut warnings: Vec<Warning> = volume.warnings().to_vec();
-        warnings.extend(mask.warnings().iter().cloned());
-        let covered = mask.found()
-            && !warnings
-                .iter()
-                .any(|w| w.kind == WarningKind::PartialCoverage);
+        let warnings = report_warnings(volume, mask);
+        let covered = lungs_covered(&warnings, mask);
         let assessments: Vec<Assessment> = findings
             .iter()
             .map(|f| Assessment {

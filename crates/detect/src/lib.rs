@@ -29,7 +29,8 @@ pub use candidates::{
     distance_mm,
 };
 pub use findings::{
-    Finding, MERGE_MIN_MM, Report, Site, all_findings, cut_patch, findings, merge_duplicates, sites,
+    Finding, MERGE_MIN_MM, Report, Site, all_findings, cut_patch, findings, lungs_covered,
+    merge_duplicates, report_warnings, sites,
 };
 pub use grid::{Grid, WORK_SPACING_MM};
 pub use lung::{CLOSING_MM, LungMask, LungSummary, MIN_LUNG_ML, THICK_SLICES_MM, lung_mask};

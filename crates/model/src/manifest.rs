@@ -51,6 +51,25 @@ pub struct Provenance {
     pub code_version: String,
 }
 
+impl ManifestModel {
+    /// Checks that `weights` are the file this entry describes (its SHA-256).
+    pub fn verify(&self, weights: &[u8]) -> Result<(), ModelError> {
+        use sha2::{Digest, Sha256};
+        let digest: String = Sha256::digest(weights)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        if digest == self.sha256 {
+            Ok(())
+        } else {
+            Err(ModelError::Manifest(format!(
+                "{}: SHA-256 {digest} does not match the manifest's {}",
+                self.file, self.sha256
+            )))
+        }
+    }
+}
+
 impl Manifest {
     pub fn from_json(text: &str) -> Result<Self, ModelError> {
         let manifest: Manifest =

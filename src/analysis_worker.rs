@@ -1,0 +1,439 @@
+//! The analysis worker: receives the scan's slices as the decoder produces them (relayed by
+//! the UI), then runs the detection pipeline on them, unchanged: lung mask, candidates,
+//! segmentation and measurement, both models, findings. Runs in a dedicated Web Worker.
+//!
+//! The weights are fetched and checked (SHA-256 from `models/manifest.json`) once, and kept
+//! with the device (WebGPU, else the CPU) for every later scan. A job stops between stages
+//! and between scoring batches when the page cancels it or sends a newer scan: the worker
+//! yields to its event loop there, so it reads the page's messages, and is never killed.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+
+use js_sys::Int16Array;
+use nodulens_detect::{
+    Scoring, Site, all_findings, candidates, lung_mask, lungs_covered, merge_duplicates,
+    report_warnings, sites,
+};
+use nodulens_model::{Classifier, Device, Manifest, ModelKind};
+use wasm_bindgen::JsCast;
+use wasm_bindgen::prelude::*;
+use web_sys::{DedicatedWorkerGlobalScope, MessageEvent};
+
+use crate::analysis::{AnalysisResult, AnalysisStage, Backend};
+use crate::analysis_protocol::{
+    AnalysisError, Fault, FromAnalysis, ToAnalysis, WorkerOptions, from_js, to_js,
+};
+use crate::inference::{ComputeBackend, best_device, cpu_device};
+use crate::protocol::Incoming;
+use crate::worker::fetch_bytes;
+
+/// Patches per model call: large enough for WebGPU to pay, small enough that Cancel and
+/// progress come every fraction of a second on the CPU.
+const BATCH: usize = 64;
+
+struct Models {
+    nodule: Classifier,
+    malignancy: Classifier,
+    operating_point: f32,
+    backend: Backend,
+}
+
+#[derive(Default)]
+struct State {
+    options: WorkerOptions,
+    /// The job the page wants; any other job's messages are dropped and its work stops.
+    current: Option<u64>,
+    incoming: Option<(u64, Incoming)>,
+    /// Set once: the loaded models, or why they could not be loaded.
+    models: Option<Result<Rc<Models>, AnalysisError>>,
+    /// The fault option fires once.
+    fault_used: bool,
+}
+
+thread_local! {
+    static STATE: RefCell<State> = RefCell::new(State::default());
+}
+
+fn scope() -> DedicatedWorkerGlobalScope {
+    js_sys::global().unchecked_into()
+}
+
+fn post(message: &FromAnalysis, voxels: Option<&Int16Array>) {
+    match to_js(message, voxels) {
+        Ok((value, transfer)) => {
+            let _ = scope().post_message_with_transfer(&value, &transfer);
+        }
+        Err(e) => web_sys::console::error_1(&format!("analysis worker: {e}").into()),
+    }
+}
+
+fn fail(job: Option<u64>, error: AnalysisError) {
+    post(&FromAnalysis::Failed { job, error }, None);
+}
+
+fn progress(job: u64, stage: AnalysisStage, done: usize, total: usize) {
+    post(
+        &FromAnalysis::Progress {
+            job,
+            stage,
+            done,
+            total,
+        },
+        None,
+    );
+}
+
+fn now_ms() -> f64 {
+    js_sys::Reflect::get(&js_sys::global(), &"performance".into())
+        .ok()
+        .and_then(|p| p.dyn_into::<web_sys::Performance>().ok())
+        .map(|p| p.now())
+        .unwrap_or_else(js_sys::Date::now)
+}
+
+/// Lets the worker's event loop run (and deliver Cancel) before going on.
+async fn yield_now() {
+    gloo::timers::future::TimeoutFuture::new(0).await;
+}
+
+fn is_current(job: u64) -> bool {
+    STATE.with(|s| s.borrow().current == Some(job))
+}
+
+pub fn run() {
+    let options = WorkerOptions::from_query(&scope().location().search());
+    STATE.with(|s| s.borrow_mut().options = options);
+    let on_message = Closure::<dyn FnMut(MessageEvent)>::new(|event: MessageEvent| {
+        match from_js::<ToAnalysis>(&event.data()) {
+            Ok((message, voxels)) => handle(message, voxels),
+            Err(e) => web_sys::console::error_1(&format!("analysis worker: {e}").into()),
+        }
+    });
+    scope().set_onmessage(Some(on_message.as_ref().unchecked_ref()));
+    // The worker lives as long as its handler.
+    on_message.forget();
+    post(&FromAnalysis::Started, None);
+    wasm_bindgen_futures::spawn_local(async move {
+        let loaded = load_models(options.force_cpu).await;
+        match &loaded {
+            Ok((models, why_not_webgpu)) => post(
+                &FromAnalysis::Ready {
+                    backend: models.backend,
+                    why_not_webgpu: why_not_webgpu.clone(),
+                },
+                None,
+            ),
+            Err(e) => fail(None, e.clone()),
+        }
+        STATE.with(|s| s.borrow_mut().models = Some(loaded.map(|(m, _)| m)));
+    });
+}
+
+/// Fetches the manifest and both weight files next to the worker, checks their SHA-256 and
+/// loads them on WebGPU (else the CPU).
+async fn load_models(force_cpu: bool) -> Result<(Rc<Models>, Option<String>), AnalysisError> {
+    let models_error = AnalysisError::Models;
+    let manifest = fetch_bytes("models/manifest.json")
+        .await
+        .map_err(models_error)?;
+    let manifest = String::from_utf8(manifest)
+        .map_err(|e| AnalysisError::Models(format!("manifest.json: {e}")))
+        .and_then(|text| {
+            Manifest::from_json(&text).map_err(|e| AnalysisError::Models(e.to_string()))
+        })?;
+    let (device, backend, why_not_webgpu) = if force_cpu {
+        (
+            cpu_device(),
+            ComputeBackend::Cpu,
+            Some("the CPU was asked for".to_owned()),
+        )
+    } else {
+        best_device().await
+    };
+    let load = |kind: ModelKind, bytes: Vec<u8>, device: &Device| {
+        let entry = manifest
+            .model(kind)
+            .ok_or_else(|| AnalysisError::Models(format!("no {} model", kind.name())))?;
+        entry
+            .verify(&bytes)
+            .map_err(|e| AnalysisError::Models(e.to_string()))?;
+        Classifier::from_manifest(entry, bytes, device)
+            .map_err(|e| AnalysisError::Models(format!("{}: {e}", kind.name())))
+    };
+    let mut weights = Vec::new();
+    for kind in ModelKind::ALL {
+        let file = &manifest
+            .model(kind)
+            .ok_or_else(|| AnalysisError::Models(format!("no {} model", kind.name())))?
+            .file;
+        weights.push(
+            fetch_bytes(&format!("models/{file}"))
+                .await
+                .map_err(AnalysisError::Models)?,
+        );
+    }
+    let malignancy_bytes = weights.pop().unwrap_or_default();
+    let nodule_bytes = weights.pop().unwrap_or_default();
+    let operating_point = manifest
+        .model(ModelKind::Nodule)
+        .and_then(|m| m.detection_threshold)
+        .unwrap_or(0.5);
+    let models = Models {
+        nodule: load(ModelKind::Nodule, nodule_bytes, &device)?,
+        malignancy: load(ModelKind::Malignancy, malignancy_bytes, &device)?,
+        operating_point,
+        backend: match backend {
+            ComputeBackend::WebGpu => Backend::WebGpu,
+            ComputeBackend::Cpu => Backend::Cpu,
+        },
+    };
+    Ok((Rc::new(models), why_not_webgpu))
+}
+
+fn handle(message: ToAnalysis, voxels: Option<Int16Array>) {
+    match message {
+        ToAnalysis::Begin { job } => STATE.with(|s| {
+            let mut s = s.borrow_mut();
+            s.current = Some(job);
+            s.incoming = Some((job, Incoming::new(nodulens_core::MAX_VOXELS)));
+        }),
+        ToAnalysis::Reserve { job, voxels } => STATE.with(|s| {
+            if let Some((j, incoming)) = &mut s.borrow_mut().incoming
+                && *j == job
+            {
+                incoming.expect(voxels);
+            }
+        }),
+        ToAnalysis::Slices { job } => {
+            let Some(voxels) = voxels else {
+                fail(
+                    Some(job),
+                    AnalysisError::Input("a slice message without voxels".into()),
+                );
+                return;
+            };
+            let copied = STATE.with(|s| {
+                let mut s = s.borrow_mut();
+                match &mut s.incoming {
+                    Some((j, incoming)) if *j == job => {
+                        let copied =
+                            incoming.append(voxels.length() as usize, |room| voxels.copy_to(room));
+                        if copied.is_err() {
+                            s.incoming = None;
+                        }
+                        copied
+                    }
+                    _ => Ok(()),
+                }
+            });
+            post(&FromAnalysis::Recycle, Some(&voxels));
+            if let Err(e) = copied {
+                fail(Some(job), AnalysisError::Input(e));
+            }
+        }
+        ToAnalysis::Analyse {
+            job,
+            finished,
+            sent_at_ms,
+        } => {
+            let incoming = STATE.with(|s| {
+                let mut s = s.borrow_mut();
+                match s.incoming.take() {
+                    Some((j, incoming)) if j == job => Some(incoming),
+                    other => {
+                        s.incoming = other;
+                        None
+                    }
+                }
+            });
+            let Some(incoming) = incoming else {
+                return;
+            };
+            let received = js_sys::Date::now();
+            let queued = received - sent_at_ms;
+            match incoming.finish(*finished) {
+                Ok((volume, _)) => {
+                    let assembled = js_sys::Date::now() - received;
+                    let waited = [("queued", queued), ("assembling", assembled)];
+                    wasm_bindgen_futures::spawn_local(analyse(job, volume, received, waited))
+                }
+                Err(e) => fail(Some(job), AnalysisError::Input(e)),
+            }
+        }
+        ToAnalysis::Cancel { job } => STATE.with(|s| {
+            let mut s = s.borrow_mut();
+            if s.current == Some(job) {
+                s.current = None;
+                s.incoming = None;
+            }
+        }),
+    }
+}
+
+/// The models, once loaded (a job that arrives first waits for them).
+async fn models(job: u64) -> Option<Result<Rc<Models>, AnalysisError>> {
+    let mut reported = false;
+    loop {
+        if let Some(models) = STATE.with(|s| s.borrow().models.clone()) {
+            return Some(models);
+        }
+        if !is_current(job) {
+            return None;
+        }
+        if !reported {
+            progress(job, AnalysisStage::Models, 0, 1);
+            reported = true;
+        }
+        gloo::timers::future::TimeoutFuture::new(20).await;
+    }
+}
+
+/// The injected fault, if it is due (once per worker).
+fn take_fault() -> Option<Fault> {
+    STATE.with(|s| {
+        let mut s = s.borrow_mut();
+        if s.fault_used {
+            return None;
+        }
+        s.fault_used = true;
+        s.options.fault
+    })
+}
+
+/// `received`: `Date.now()` when the `Analyse` message arrived; `waited`: ms before that
+/// (in the message queue, putting the slices in place).
+async fn analyse(job: u64, volume: nodulens_core::Volume, received: f64, waited: [(&str, f64); 2]) {
+    let models = match models(job).await {
+        None => return,
+        Some(Ok(models)) => models,
+        Some(Err(e)) => return fail(Some(job), e),
+    };
+    let mut timings: Vec<(String, f64)> =
+        waited.iter().map(|(s, ms)| (s.to_string(), *ms)).collect();
+    timings.push(("start".to_owned(), js_sys::Date::now() - received));
+    let mut clock = now_ms();
+    let mut lap = |name: &str, timings: &mut Vec<(String, f64)>| {
+        let now = now_ms();
+        timings.push((name.to_owned(), now - clock));
+        clock = now;
+    };
+    macro_rules! checkpoint {
+        ($stage:expr) => {
+            progress(job, $stage, 0, 1);
+            yield_now().await;
+            if !is_current(job) {
+                return;
+            }
+        };
+    }
+    checkpoint!(AnalysisStage::Lungs);
+    let mask = lung_mask(&volume);
+    lap("lungs", &mut timings);
+    checkpoint!(AnalysisStage::Candidates);
+    let found = candidates(&volume, &mask);
+    lap("candidates", &mut timings);
+    checkpoint!(AnalysisStage::Measuring);
+    let measured = sites(&volume, &found);
+    lap("segmentation", &mut timings);
+    let total = 2 * measured.len();
+    let mut done = 0;
+    progress(job, AnalysisStage::Scoring, done, total);
+    let mut probabilities = Vec::new();
+    for classifier in [&models.nodule, &models.malignancy] {
+        match score(
+            job,
+            classifier,
+            &measured,
+            &volume,
+            models.backend,
+            &mut done,
+            total,
+        )
+        .await
+        {
+            Ok(Some(p)) => probabilities.push(p),
+            Ok(None) => return,
+            Err(e) => return fail(Some(job), e),
+        }
+    }
+    lap("scoring", &mut timings);
+    let [p_nodule, p_malignant] = [&probabilities[0], &probabilities[1]];
+    let scored: Vec<(Site, f32, f32)> = measured
+        .into_iter()
+        .enumerate()
+        .map(|(i, site)| (site, p_nodule[i], p_malignant[i]))
+        .collect();
+    let scored_count = scored.len();
+    let findings = merge_duplicates(all_findings(&volume, scored));
+    let warnings = report_warnings(&volume, &mask);
+    lap("findings", &mut timings);
+    let result = AnalysisResult {
+        findings,
+        operating_point: models.operating_point,
+        candidates: found.len(),
+        scored: scored_count,
+        lung_volume_ml: mask.volume_ml(),
+        lungs_covered: lungs_covered(&warnings, &mask),
+        warnings,
+        backend: models.backend,
+        timings_ms: timings,
+        posted_at_ms: js_sys::Date::now(),
+    };
+    if is_current(job) {
+        post(
+            &FromAnalysis::Done {
+                job,
+                result: Box::new(result),
+            },
+            None,
+        );
+    }
+}
+
+/// One model's probabilities per site, batch by batch; `None` when the job was cancelled.
+async fn score(
+    job: u64,
+    classifier: &Classifier,
+    measured: &[Site],
+    volume: &nodulens_core::Volume,
+    backend: Backend,
+    done: &mut usize,
+    total: usize,
+) -> Result<Option<Vec<f32>>, AnalysisError> {
+    let config = &classifier.preprocess;
+    let mut scoring = Scoring::new((0..measured.len()).collect(), config.patch_len(), BATCH);
+    while let Some(batch) = scoring.next_batch(|&i, out| measured[i].cut_patch(volume, config, out))
+    {
+        let probabilities = match take_fault() {
+            Some(Fault::GpuLost) => Err(AnalysisError::Gpu(
+                "the GPU device was lost (injected by ?fault=gpu-lost)".into(),
+            )),
+            Some(Fault::Crash) => panic!("analysis worker crash injected by ?fault=crash"),
+            None => classifier
+                .predict_async(&batch.patches)
+                .await
+                .map_err(|e| match backend {
+                    Backend::WebGpu => AnalysisError::Gpu(e.to_string()),
+                    Backend::Cpu => AnalysisError::Internal(e.to_string()),
+                }),
+        }?;
+        scoring
+            .submit(batch.id, &probabilities)
+            .map_err(|e| AnalysisError::Internal(e.to_string()))?;
+        *done += probabilities.len();
+        progress(job, AnalysisStage::Scoring, *done, total);
+        yield_now().await;
+        if !is_current(job) {
+            return Ok(None);
+        }
+    }
+    let mut by_site = vec![0.0f32; measured.len()];
+    for (i, p) in scoring
+        .finish()
+        .map_err(|e| AnalysisError::Internal(e.to_string()))?
+    {
+        by_site[i] = p;
+    }
+    Ok(Some(by_site))
+}
