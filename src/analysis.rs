@@ -9,7 +9,7 @@
 use std::rc::Rc;
 
 use nodulens_core::Warning;
-use nodulens_detect::{Assessment, Finding, lung_rads};
+use nodulens_detect::{Assessment, Finding, Report, ScanSummary, lung_rads};
 use serde::{Deserialize, Serialize};
 
 /// Where the models ran.
@@ -78,6 +78,10 @@ pub struct AnalysisResult {
     pub timings_ms: Vec<(String, f64)>,
     /// `Date.now()` when the worker posted the result (the page logs how long it took over).
     pub posted_at_ms: f64,
+    /// The report's `model` object (`Manifest::describe`: files, hashes, operating point).
+    pub model: serde_json::Value,
+    /// Both models by their SHA-256 prefixes (the SR's equipment, the printed report).
+    pub models_id: String,
 }
 
 /// Where the analysis of the open scan stands.
@@ -343,6 +347,29 @@ impl Analysis {
         shown
     }
 
+    /// The report of what is shown: the findings at or above the threshold, most likely
+    /// nodules first (the CLI's order), and the scan's category from them.
+    pub fn report(&self) -> Option<Report> {
+        let result = self.result.as_ref()?;
+        let findings = result
+            .findings
+            .iter()
+            .filter(|f| f.p_nodule >= self.threshold)
+            .cloned()
+            .collect();
+        Some(Report::of_findings(
+            findings,
+            self.threshold,
+            ScanSummary {
+                candidates: result.candidates,
+                scored: result.scored,
+                lung_volume_ml: result.lung_volume_ml,
+                lungs_covered: result.lungs_covered,
+                warnings: result.warnings.clone(),
+            },
+        ))
+    }
+
     /// The scan's Lung-RADS category from the findings shown.
     pub fn scan_assessment(&self) -> Option<Assessment> {
         let result = self.result.as_ref()?;
@@ -359,7 +386,7 @@ impl Analysis {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use nodulens_detect::{Category, NoduleType};
 
@@ -383,7 +410,7 @@ mod tests {
         }
     }
 
-    fn result() -> Rc<AnalysisResult> {
+    pub(crate) fn result() -> Rc<AnalysisResult> {
         Rc::new(AnalysisResult {
             findings: vec![
                 finding(0.99, 5.0, Category::Benign),
@@ -399,6 +426,8 @@ mod tests {
             backend: Backend::Cpu,
             timings_ms: Vec::new(),
             posted_at_ms: 0.0,
+            model: serde_json::Value::Null,
+            models_id: "nodule 00000000, malignancy 00000000".into(),
         })
     }
 
@@ -430,6 +459,26 @@ mod tests {
         a.apply(AnalysisAction::SetThreshold(1.0));
         assert!(a.shown().is_empty());
         assert_eq!(a.scan_assessment().unwrap().category, Category::Negative);
+    }
+
+    #[test]
+    fn the_report_holds_what_is_shown_in_p_nodule_order() {
+        let mut a = done(1);
+        a.apply(AnalysisAction::Sort(Column::Diameter));
+        let report = a.report().expect("a result");
+        let p: Vec<f32> = report.findings.iter().map(|f| f.p_nodule).collect();
+        assert_eq!(
+            p,
+            vec![0.99, 0.95],
+            "above the threshold, whatever the table's order"
+        );
+        assert_eq!(report.threshold, 0.9);
+        assert_eq!(
+            Some(report.lung_rads),
+            a.scan_assessment().map(|s| s.category)
+        );
+        assert_eq!(report.candidates, 10);
+        assert!(Analysis::default().report().is_none());
     }
 
     #[test]

@@ -37,6 +37,9 @@ struct Models {
     malignancy: Classifier,
     operating_point: f32,
     backend: Backend,
+    /// The report's `model` object and the models' short id (see [`AnalysisResult`]).
+    describe: serde_json::Value,
+    short_id: String,
 }
 
 #[derive(Default)]
@@ -177,18 +180,24 @@ async fn load_models(force_cpu: bool) -> Result<(Rc<Models>, Option<String>), An
     }
     let malignancy_bytes = weights.pop().unwrap_or_default();
     let nodule_bytes = weights.pop().unwrap_or_default();
-    let operating_point = manifest
-        .model(ModelKind::Nodule)
-        .and_then(|m| m.detection_threshold)
-        .unwrap_or(0.5);
+    let operating_point = manifest.operating_point().unwrap_or(0.5);
+    let backend = match backend {
+        ComputeBackend::WebGpu => Backend::WebGpu,
+        ComputeBackend::Cpu => Backend::Cpu,
+    };
     let models = Models {
         nodule: load(ModelKind::Nodule, nodule_bytes, &device)?,
         malignancy: load(ModelKind::Malignancy, malignancy_bytes, &device)?,
         operating_point,
-        backend: match backend {
-            ComputeBackend::WebGpu => Backend::WebGpu,
-            ComputeBackend::Cpu => Backend::Cpu,
-        },
+        backend,
+        describe: manifest.describe(
+            operating_point,
+            match backend {
+                Backend::WebGpu => "webgpu",
+                Backend::Cpu => "cpu (fused pass)",
+            },
+        ),
+        short_id: manifest.short_id(),
     };
     warm_up(&models).await;
     Ok((Rc::new(models), why_not_webgpu))
@@ -428,6 +437,8 @@ async fn analyse(
         backend: models.backend,
         timings_ms: timings,
         posted_at_ms: js_sys::Date::now(),
+        model: models.describe.clone(),
+        models_id: models.short_id.clone(),
     };
     if is_current(job) {
         post(

@@ -16,7 +16,7 @@ use web_sys::{ErrorEvent, MessageEvent, Worker};
 use yew::UseReducerDispatcher;
 
 use crate::analyser::{self, AnalyserRef};
-use crate::state::{Action, AppState, Loaded, Preview, VolumeRef};
+use crate::state::{Action, AppState, Loaded, Preview, SessionAction, VolumeRef};
 use nodulens_app::analysis::AnalysisAction;
 
 /// The worker's loader (`static/decode-worker_loader.js`, copied next to Trunk's unhashed
@@ -125,9 +125,9 @@ fn spawn(this: &DecoderRef) {
         Err(e) => {
             let dispatch = d.dispatch.clone();
             drop(d);
-            dispatch.dispatch(Action::Failed(format!(
+            dispatch.dispatch(Action::Session(SessionAction::Failed(format!(
                 "could not start the decoder worker: {e:?}"
-            )));
+            ))));
         }
     }
 }
@@ -154,7 +154,7 @@ fn on_message(weak: &Weak<RefCell<Decoder>>, data: JsValue) {
         }
         Ok(Response::Progress(p)) => {
             drop(d);
-            dispatch.dispatch(Action::Progress(p));
+            dispatch.dispatch(Action::Session(SessionAction::Progress(p)));
         }
         Ok(Response::Expect { voxels }) => {
             d.incoming
@@ -179,7 +179,7 @@ fn on_message(weak: &Weak<RefCell<Decoder>>, data: JsValue) {
                     }
                     if let Some(preview) = preview {
                         drop(d);
-                        dispatch.dispatch(Action::Preview(preview));
+                        dispatch.dispatch(Action::Session(SessionAction::Preview(preview)));
                     }
                 }
                 Err(message) => {
@@ -204,12 +204,12 @@ fn on_message(weak: &Weak<RefCell<Decoder>>, data: JsValue) {
                 Ok(loaded) => {
                     publish_timing(decode_ms, loaded.volume.voxels().len() as u32);
                     let loaded = VolumeRef(Rc::new(loaded));
-                    dispatch.dispatch(Action::Opened(loaded.clone()));
+                    dispatch.dispatch(Action::Session(SessionAction::Opened(loaded.clone())));
                     analyser::analyse(&analyser, for_analysis, loaded);
                 }
                 Err(message) => {
                     abandon(&analyser, &dispatch);
-                    dispatch.dispatch(Action::Failed(message));
+                    dispatch.dispatch(Action::Session(SessionAction::Failed(message)));
                 }
             }
             // A wasm heap never shrinks: a fresh worker is small, whatever this decode
@@ -226,7 +226,7 @@ fn on_message(weak: &Weak<RefCell<Decoder>>, data: JsValue) {
             }
             d.busy = false;
             drop(d);
-            dispatch.dispatch(Action::Failed(message));
+            dispatch.dispatch(Action::Session(SessionAction::Failed(message)));
             if ready {
                 // Free whatever the failed decode had grown the worker's heap to.
                 spawn_later(this);
@@ -234,7 +234,7 @@ fn on_message(weak: &Weak<RefCell<Decoder>>, data: JsValue) {
         }
         Err(message) => {
             drop(d);
-            dispatch.dispatch(Action::Failed(message));
+            dispatch.dispatch(Action::Session(SessionAction::Failed(message)));
         }
     }
 }
@@ -271,7 +271,7 @@ fn fail_and_restart(this: DecoderRef, dispatch: UseReducerDispatcher<AppState>, 
         d.incoming = None;
         abandon(&d.analyser, &dispatch);
     }
-    dispatch.dispatch(Action::Failed(message));
+    dispatch.dispatch(Action::Session(SessionAction::Failed(message)));
     spawn_later(this);
 }
 
@@ -294,9 +294,9 @@ fn on_crash(weak: &Weak<RefCell<Decoder>>, message: String) {
         // way, in a loop. The next open tries again.
         stop(&mut this.borrow_mut());
     }
-    dispatch.dispatch(Action::WorkerCrashed(format!(
+    dispatch.dispatch(Action::Session(SessionAction::WorkerCrashed(format!(
         "the decoder stopped: {message}"
-    )));
+    ))));
 }
 
 /// Terminates the worker without starting another.
@@ -311,8 +311,9 @@ fn stop(d: &mut Decoder) {
 
 fn post(d: &mut Decoder, request: Request) {
     let Some(worker) = &d.worker else {
-        d.dispatch
-            .dispatch(Action::Failed("the decoder worker is not running".into()));
+        d.dispatch.dispatch(Action::Session(SessionAction::Failed(
+            "the decoder worker is not running".into(),
+        )));
         return;
     };
     let sent = request.to_js().and_then(|(msg, transfer)| {
@@ -325,9 +326,11 @@ fn post(d: &mut Decoder, request: Request) {
             d.busy = true;
             d.sent_at = now_ms();
         }
-        Err(e) => d.dispatch.dispatch(Action::Failed(format!(
-            "could not send files to the decoder: {e}"
-        ))),
+        Err(e) => d
+            .dispatch
+            .dispatch(Action::Session(SessionAction::Failed(format!(
+                "could not send files to the decoder: {e}"
+            )))),
     }
 }
 
@@ -341,7 +344,9 @@ pub fn open(this: &DecoderRef, request: Request, what: String) {
     if restart {
         spawn(this);
     }
-    dispatch.dispatch(Action::StartLoading { what: what.clone() });
+    dispatch.dispatch(Action::Session(SessionAction::StartLoading {
+        what: what.clone(),
+    }));
     let analyser = this.borrow().analyser.clone();
     let job = analyser::begin(&analyser);
     dispatch.dispatch(Action::Analysis(AnalysisAction::Started { job }));
@@ -368,7 +373,7 @@ pub fn cancel(this: &DecoderRef) {
     dispatch.dispatch(Action::Analysis(AnalysisAction::Cancelled { job }));
     this.borrow_mut().pending = None;
     spawn(this);
-    dispatch.dispatch(Action::Cancelled);
+    dispatch.dispatch(Action::Session(SessionAction::Cancelled));
 }
 
 /// `data-first-slice` on `<body>` (time of the first slice drawn, a preview or the viewer),

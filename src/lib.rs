@@ -9,6 +9,8 @@ pub mod analysis;
 pub mod analysis_protocol;
 pub mod display;
 pub mod protocol;
+pub mod reports;
+pub mod state;
 
 #[cfg(all(target_arch = "wasm32", feature = "inference"))]
 pub mod analysis_worker;

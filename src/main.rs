@@ -10,8 +10,9 @@ mod components;
 mod decoder;
 #[cfg(target_arch = "wasm32")]
 mod files;
+// The reducers are the library's (tested natively); `crate::state` names them here.
 #[cfg(target_arch = "wasm32")]
-mod state;
+use nodulens_app::state;
 
 #[cfg(target_arch = "wasm32")]
 mod app {
@@ -25,10 +26,11 @@ mod app {
     use crate::components::open_panel::OpenPanel;
     use crate::components::preview::PreviewView;
     use crate::components::progress::ProgressBar;
+    use crate::components::reports::{PrintReport, ReportsPanel};
     use crate::components::viewer::Viewer;
     use crate::decoder::{self, Decoder};
     use crate::files;
-    use crate::state::{Action, AppState};
+    use crate::state::{Action, AppState, SessionAction};
 
     /// The bundled sample (copied to `dist/sample/` by Trunk), fetched by the worker.
     const SAMPLE_PATH: &str = "sample/LIDC-IDRI-0006.nii.gz";
@@ -61,16 +63,22 @@ mod app {
             use_memo((), move |_| Decoder::new(dispatch, analyser))
         };
         let dragging = use_state(|| false);
+        // Bumped by the Print button; the printable report prepares its key images, then prints.
+        let print_request = use_state(|| 0u32);
+        let on_print = {
+            let print_request = print_request.clone();
+            Callback::from(move |()| print_request.set(*print_request + 1))
+        };
 
         let on_files = {
             let decoder = decoder.clone();
             let dispatch = dispatch.clone();
-            let spacing = state.stack_spacing;
+            let spacing = state.session.stack_spacing;
             Callback::from(move |picked: Vec<InputFile>| {
                 if picked.is_empty() {
-                    dispatch.dispatch(Action::Failed(
+                    dispatch.dispatch(Action::Session(SessionAction::Failed(
                         "nothing to open: no (non-hidden) files were given".into(),
-                    ));
+                    )));
                     return;
                 }
                 let what = files::describe(&picked);
@@ -86,7 +94,7 @@ mod app {
         };
         let on_sample = {
             let decoder = decoder.clone();
-            let spacing = state.stack_spacing;
+            let spacing = state.session.stack_spacing;
             Callback::from(move |()| {
                 decoder::open(
                     &decoder,
@@ -101,8 +109,9 @@ mod app {
         };
         let on_reopen = {
             let decoder = decoder.clone();
-            let spacing = state.stack_spacing;
+            let spacing = state.session.stack_spacing;
             let what = state
+                .session
                 .loaded
                 .as_ref()
                 .map(|l| l.source.clone())
@@ -133,7 +142,7 @@ mod app {
         };
         let on_rerun = {
             let analyser = analyser.clone();
-            let loaded = state.loaded.clone();
+            let loaded = state.session.loaded.clone();
             Callback::from(move |()| {
                 if let Some(loaded) = loaded.clone() {
                     analyser::rerun(&analyser, loaded);
@@ -142,11 +151,15 @@ mod app {
         };
         let on_spacing = {
             let dispatch = dispatch.clone();
-            Callback::from(move |s| dispatch.dispatch(Action::SetStackSpacing(s)))
+            Callback::from(move |s| {
+                dispatch.dispatch(Action::Session(SessionAction::SetStackSpacing(s)))
+            })
         };
         let on_dismiss = {
             let dispatch = dispatch.clone();
-            Callback::from(move |_: MouseEvent| dispatch.dispatch(Action::DismissError))
+            Callback::from(move |_: MouseEvent| {
+                dispatch.dispatch(Action::Session(SessionAction::DismissError))
+            })
         };
 
         // The whole page is the drop zone.
@@ -186,17 +199,19 @@ mod app {
                 wasm_bindgen_futures::spawn_local(async move {
                     match files::walk(entries, loose).await {
                         Ok(found) => on_files.emit(found),
-                        Err(message) => dispatch.dispatch(Action::Failed(message)),
+                        Err(message) => {
+                            dispatch.dispatch(Action::Session(SessionAction::Failed(message)))
+                        }
                     }
                 });
             })
         };
 
-        let loaded = state.loaded.clone();
+        let loaded = state.session.loaded.clone();
         let open_panel = html! {
             <OpenPanel
                 compact={loaded.is_some()}
-                spacing={state.stack_spacing}
+                spacing={state.session.stack_spacing}
                 on_files={on_files.clone()}
                 on_sample={on_sample.clone()}
                 on_spacing={on_spacing.clone()}
@@ -220,10 +235,10 @@ mod app {
                         { "Research use only — not a medical device" }
                     </span>
                 </header>
-                if let Some(loading) = state.loading.clone() {
+                if let Some(loading) = state.session.loading.clone() {
                     <ProgressBar {loading} on_cancel={on_cancel.clone()} />
                 }
-                if let Some(error) = state.error.clone() {
+                if let Some(error) = state.session.error.clone() {
                     <div class="message error" role="alert" data-testid="error">
                         <span><strong>{ "Could not open the scan: " }</strong>{ error }</span>
                         <button class="icon-button" aria-label="Dismiss" onclick={on_dismiss.clone()}>
@@ -231,7 +246,7 @@ mod app {
                         </button>
                     </div>
                 }
-                if let Some(notice) = state.notice.clone() {
+                if let Some(notice) = state.session.notice.clone() {
                     <div class="message notice" role="status" data-testid="notice">
                         <span>{ notice }</span>
                         <button class="icon-button" aria-label="Dismiss" onclick={on_dismiss}>
@@ -245,11 +260,12 @@ mod app {
                         <aside class="sidebar">
                             <FindingsPanel state={state.clone()} on_cancel={on_cancel_analysis}
                                 {on_rerun} />
+                            <ReportsPanel state={state.clone()} {on_print} />
                             <WarningsPanel warnings={loaded.volume.warnings().to_vec()} />
                             <MetadataPanel loaded={loaded.clone()} {on_reopen} />
                         </aside>
                     </main>
-                } else if let Some(preview) = state.loading.as_ref().and_then(|l| l.preview.clone()) {
+                } else if let Some(preview) = state.session.loading.as_ref().and_then(|l| l.preview.clone()) {
                     <main class="welcome">
                         <PreviewView {preview} />
                     </main>
@@ -261,6 +277,7 @@ mod app {
                         </div>
                     </main>
                 }
+                <PrintReport state={state.clone()} request={*print_request} />
                 if *dragging {
                     <div class="drop-overlay" aria-hidden="true">
                         <div>{ "Drop files, a folder or a .zip to open" }</div>

@@ -45,7 +45,7 @@ pub fn findings_panel(props: &FindingsProps) -> Html {
     };
     let busy = matches!(status, Status::Analysing { .. } | Status::Decoding);
     let can_rerun =
-        matches!(status, Status::Cancelled | Status::Failed(_)) && state.loaded.is_some();
+        matches!(status, Status::Cancelled | Status::Failed(_)) && state.session.loaded.is_some();
     let on_cancel = {
         let cb = props.on_cancel.clone();
         Callback::from(move |_: MouseEvent| cb.emit(()))

@@ -6,5 +6,6 @@ pub mod metadata;
 pub mod open_panel;
 pub mod preview;
 pub mod progress;
+pub mod reports;
 pub mod slice_view;
 pub mod viewer;

@@ -19,7 +19,7 @@ use yew::prelude::*;
 
 use crate::components::canvas::{self, context, fit_backing_store, paint};
 use crate::decoder::{mark_first_slice, now_ms};
-use crate::state::{Action, AppState, Readout, ViewState, VolumeRef};
+use crate::state::{Action, AppState, Readout, ViewState, ViewerAction, VolumeRef};
 
 /// A finding drawn on the views.
 #[derive(Debug, Clone, PartialEq)]
@@ -279,11 +279,16 @@ pub fn slice_view(props: &SliceViewProps) -> Html {
                                 f64::from(e.offset_y()) - f64::from(target.client_height()) / 2.0,
                             ];
                             let factor = (-dy * 0.0015).exp().clamp(0.5, 2.0);
-                            dispatch.dispatch(Action::Zoom(plane, factor, anchor));
+                            dispatch.dispatch(Action::Viewer(ViewerAction::Zoom(
+                                plane, factor, anchor,
+                            )));
                         } else {
                             let step = steps.borrow_mut().feed(dy);
                             if step != 0 {
-                                dispatch.dispatch(Action::StepSlice(Some(plane), i64::from(step)));
+                                dispatch.dispatch(Action::Viewer(ViewerAction::StepSlice(
+                                    Some(plane),
+                                    i64::from(step),
+                                )));
                             }
                         }
                     },
@@ -315,7 +320,7 @@ pub fn slice_view(props: &SliceViewProps) -> Html {
                 let _ = canvas.set_pointer_capture(e.pointer_id());
                 let _ = canvas.focus();
             }
-            dispatch.dispatch(Action::SetActive(plane));
+            dispatch.dispatch(Action::Viewer(ViewerAction::SetActive(plane)));
             *drag.borrow_mut() = Some(Drag {
                 mode,
                 x: f64::from(e.client_x()),
@@ -335,12 +340,13 @@ pub fn slice_view(props: &SliceViewProps) -> Html {
                 let dx = f64::from(e.client_x()) - d.x;
                 let dy = f64::from(e.client_y()) - d.y;
                 match d.mode {
-                    DragMode::Window => dispatch.dispatch(Action::SetWindow(
+                    DragMode::Window => dispatch.dispatch(Action::Viewer(ViewerAction::SetWindow(
                         display::dragged_window(d.window, dx, dy, range),
-                    )),
-                    DragMode::Pan => {
-                        dispatch.dispatch(Action::SetPan(plane, [d.pan[0] + dx, d.pan[1] + dy]))
-                    }
+                    ))),
+                    DragMode::Pan => dispatch.dispatch(Action::Viewer(ViewerAction::SetPan(
+                        plane,
+                        [d.pan[0] + dx, d.pan[1] + dy],
+                    ))),
                 }
             }
             if let Some(canvas) = e.target_dyn_into::<HtmlCanvasElement>() {
@@ -350,7 +356,7 @@ pub fn slice_view(props: &SliceViewProps) -> Html {
                     f64::from(e.offset_x()),
                     f64::from(e.offset_y()),
                 );
-                dispatch.dispatch(Action::Hover(readout));
+                dispatch.dispatch(Action::Viewer(ViewerAction::Hover(readout)));
             }
         })
     };
@@ -362,20 +368,24 @@ pub fn slice_view(props: &SliceViewProps) -> Html {
     };
     let onpointerenter = {
         let dispatch = props.dispatch.clone();
-        Callback::from(move |_: PointerEvent| dispatch.dispatch(Action::SetActive(plane)))
+        Callback::from(move |_: PointerEvent| {
+            dispatch.dispatch(Action::Viewer(ViewerAction::SetActive(plane)))
+        })
     };
     let onpointerleave = {
         let dispatch = props.dispatch.clone();
         let drag = drag.clone();
         Callback::from(move |_: PointerEvent| {
             if drag.borrow().is_none() {
-                dispatch.dispatch(Action::Hover(None));
+                dispatch.dispatch(Action::Viewer(ViewerAction::Hover(None)));
             }
         })
     };
     let onfocus = {
         let dispatch = props.dispatch.clone();
-        Callback::from(move |_: FocusEvent| dispatch.dispatch(Action::SetActive(plane)))
+        Callback::from(move |_: FocusEvent| {
+            dispatch.dispatch(Action::Viewer(ViewerAction::SetActive(plane)))
+        })
     };
     let oncontextmenu = Callback::from(|e: MouseEvent| e.prevent_default());
     let oninput = {
@@ -385,14 +395,14 @@ pub fn slice_view(props: &SliceViewProps) -> Html {
                 return;
             };
             if let Ok(index) = input.value().parse::<usize>() {
-                dispatch.dispatch(Action::SetSlice(plane, index));
+                dispatch.dispatch(Action::Viewer(ViewerAction::SetSlice(plane, index)));
             }
         })
     };
     let zoom = |factor: f64| {
         let dispatch = props.dispatch.clone();
         Callback::from(move |_: MouseEvent| {
-            dispatch.dispatch(Action::Zoom(plane, factor, [0.0; 2]))
+            dispatch.dispatch(Action::Viewer(ViewerAction::Zoom(plane, factor, [0.0; 2])))
         })
     };
 

@@ -11,7 +11,7 @@ use yew::prelude::*;
 use std::rc::Rc;
 
 use crate::components::slice_view::{Marker, SliceView};
-use crate::state::{Action, AppState, Readout, VolumeRef, plane_index};
+use crate::state::{Action, AppState, Readout, ViewerAction, VolumeRef, plane_index};
 
 #[derive(Properties, PartialEq)]
 pub struct ViewerProps {
@@ -80,15 +80,17 @@ pub fn viewer(props: &ViewerProps) -> Html {
                             }
                             // Like a stack of images (and the wheel): down = next slice.
                             let action = match e.key().as_str() {
-                                "ArrowDown" => Action::StepSlice(None, 1),
-                                "ArrowUp" => Action::StepSlice(None, -1),
-                                "PageDown" => Action::StepSlice(None, 10),
-                                "PageUp" => Action::StepSlice(None, -10),
+                                "ArrowDown" => Action::Viewer(ViewerAction::StepSlice(None, 1)),
+                                "ArrowUp" => Action::Viewer(ViewerAction::StepSlice(None, -1)),
+                                "PageDown" => Action::Viewer(ViewerAction::StepSlice(None, 10)),
+                                "PageUp" => Action::Viewer(ViewerAction::StepSlice(None, -10)),
                                 "n" | "N" => Action::StepFinding(1),
                                 "p" | "P" => Action::StepFinding(-1),
-                                "1" if hu => Action::SetWindow(Window::LUNG),
-                                "2" if hu => Action::SetWindow(Window::MEDIASTINUM),
-                                "3" if hu => Action::SetWindow(Window::BONE),
+                                "1" if hu => Action::Viewer(ViewerAction::SetWindow(Window::LUNG)),
+                                "2" if hu => {
+                                    Action::Viewer(ViewerAction::SetWindow(Window::MEDIASTINUM))
+                                }
+                                "3" if hu => Action::Viewer(ViewerAction::SetWindow(Window::BONE)),
                                 _ => return,
                             };
                             e.prevent_default();
@@ -122,7 +124,7 @@ pub fn viewer(props: &ViewerProps) -> Html {
     );
     let presets = PRESETS.iter().map(|&(id, label, window)| {
         let dispatch = dispatch.clone();
-        let pressed = state.window == window;
+        let pressed = state.viewer.window == window;
         html! {
             <button
                 class={classes!("button", "preset", pressed.then_some("pressed"))}
@@ -130,7 +132,7 @@ pub fn viewer(props: &ViewerProps) -> Html {
                 data-testid={format!("preset-{id}")}
                 title={window_label(window)}
                 disabled={!hu}
-                onclick={Callback::from(move |_: MouseEvent| dispatch.dispatch(Action::SetWindow(window)))}
+                onclick={Callback::from(move |_: MouseEvent| dispatch.dispatch(Action::Viewer(ViewerAction::SetWindow(window))))}
             >
                 { label }
                 <span class="preset-values">{ window_label(window) }</span>
@@ -139,9 +141,12 @@ pub fn viewer(props: &ViewerProps) -> Html {
     });
     let on_reset = {
         let dispatch = dispatch.clone();
-        Callback::from(move |_: MouseEvent| dispatch.dispatch(Action::ResetView))
+        Callback::from(move |_: MouseEvent| {
+            dispatch.dispatch(Action::Viewer(ViewerAction::ResetView))
+        })
     };
     let readout = state
+        .viewer
         .readout
         .as_ref()
         .map(|r| readout_text(r, units))
@@ -152,7 +157,7 @@ pub fn viewer(props: &ViewerProps) -> Html {
             <div class="toolbar" role="toolbar" aria-label="Display">
                 <span class="toolbar-label">{ "Window" }</span>
                 { for presets }
-                <span class="wl" data-testid="window-level">{ window_label(state.window) }</span>
+                <span class="wl" data-testid="window-level">{ window_label(state.viewer.window) }</span>
                 <button class="button" data-testid="reset-view" onclick={on_reset}>{ "Reset" }</button>
                 <span class="help">
                     { "Wheel/↑↓: slice · drag: window (1/2/3: presets) · right/shift-drag: pan · ctrl+wheel: zoom" }
@@ -165,9 +170,9 @@ pub fn viewer(props: &ViewerProps) -> Html {
                         loaded={props.loaded.clone()}
                         {plane}
                         markers={markers.clone()}
-                        view={state.views[plane_index(plane)]}
-                        window={state.window}
-                        active={state.active == plane}
+                        view={state.viewer.views[plane_index(plane)]}
+                        window={state.viewer.window}
+                        active={state.viewer.active == plane}
                         dispatch={dispatch.clone()}
                     />
                 }) }

@@ -9,7 +9,8 @@ use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
 use nodulens_core::Volume;
 use nodulens_detect::{
-    Report, Scoring, Site, SrContext, candidates, findings, lung_mask, sites, structured_report,
+    Report, ReportDocument, ReportSource, Scoring, Site, SrContext, candidates, findings,
+    lung_mask, sites, structured_report,
 };
 use nodulens_model::{Classifier, Device, Manifest, ModelKind};
 use serde::Serialize;
@@ -48,33 +49,10 @@ pub fn load_models(dir: &Path, device: &Device) -> anyhow::Result<Models> {
         &std::fs::read_to_string(&manifest_path)
             .with_context(|| format!("reading {}", manifest_path.display()))?,
     )?;
-    let entry = |kind: ModelKind| {
-        manifest
-            .model(kind)
-            .map(|m| serde_json::json!({ "file": m.file, "sha256": m.sha256, "params": m.params }))
-    };
-    let operating_point = manifest
-        .model(ModelKind::Nodule)
-        .and_then(|m| m.detection_threshold)
-        .unwrap_or(nodule.threshold);
-    let short = |kind: ModelKind| {
-        manifest
-            .model(kind)
-            .map_or("?".to_owned(), |m| m.sha256.chars().take(8).collect())
-    };
+    let operating_point = manifest.operating_point().unwrap_or(nodule.threshold);
     Ok(Models {
-        short_id: format!(
-            "nodule {}, malignancy {}",
-            short(ModelKind::Nodule),
-            short(ModelKind::Malignancy)
-        ),
-        describe: serde_json::json!({
-            "nodule": entry(ModelKind::Nodule),
-            "malignancy": entry(ModelKind::Malignancy),
-            "operating_point": operating_point,
-            "backend": backend,
-            "intended_use": manifest.intended_use,
-        }),
+        short_id: manifest.short_id(),
+        describe: manifest.describe(operating_point, backend),
         nodule,
         malignancy,
         operating_point,
@@ -194,19 +172,6 @@ pub fn analyse(
     Ok((report, t))
 }
 
-/// Where the findings came from, for the JSON report.
-fn source_json(volume: &Volume) -> serde_json::Value {
-    let m = volume.metadata();
-    serde_json::json!({
-        "format": volume.format().label(),
-        "dims": volume.dims(),
-        "spacing_mm": volume.spacing(),
-        "series_uid": m.series_uid,
-        "study_uid": m.study_uid,
-        "frame_of_reference_uid": m.frame_of_reference_uid,
-    })
-}
-
 /// The `--json` object: the pipeline's report with timings, models and source.
 pub fn report_json(
     volume: &Volume,
@@ -214,11 +179,12 @@ pub fn report_json(
     timings: &Timings,
     models: &Models,
 ) -> anyhow::Result<serde_json::Value> {
-    let mut json = serde_json::to_value(report)?;
-    json["timings_ms"] = serde_json::to_value(timings)?;
-    json["model"] = models.describe.clone();
-    json["source"] = source_json(volume);
-    Ok(json)
+    Ok(serde_json::to_value(ReportDocument {
+        report,
+        timings_ms: timings,
+        model: &models.describe,
+        source: ReportSource::of(volume),
+    })?)
 }
 
 /// The device `--backend` names: the CPU (the fused pass), or wgpu (Vulkan, Metal, DX12;

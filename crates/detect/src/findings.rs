@@ -233,6 +233,22 @@ impl Report {
     ) -> Report {
         let warnings = report_warnings(volume, mask);
         let covered = lungs_covered(&warnings, mask);
+        Report::of_findings(
+            findings,
+            threshold,
+            ScanSummary {
+                candidates,
+                scored,
+                lung_volume_ml: mask.volume_ml(),
+                lungs_covered: covered,
+                warnings,
+            },
+        )
+    }
+
+    /// The report of `findings` at `threshold` on a scan summarised as `scan` (the browser
+    /// keeps the summary, not the mask, and refilters as the reader moves the threshold).
+    pub fn of_findings(findings: Vec<Finding>, threshold: f32, scan: ScanSummary) -> Report {
         let assessments: Vec<Assessment> = findings
             .iter()
             .map(|f| Assessment {
@@ -240,16 +256,27 @@ impl Report {
                 rule: f.lung_rads_rule.clone(),
             })
             .collect();
-        let scan = lung_rads::scan_category(&assessments, covered);
+        let category = lung_rads::scan_category(&assessments, scan.lungs_covered);
         Report {
             findings,
-            lung_rads: scan.category,
-            lung_rads_rule: scan.rule,
+            lung_rads: category.category,
+            lung_rads_rule: category.rule,
             threshold,
-            candidates,
-            scored,
-            lung_volume_ml: mask.volume_ml(),
-            warnings,
+            candidates: scan.candidates,
+            scored: scan.scored,
+            lung_volume_ml: scan.lung_volume_ml,
+            warnings: scan.warnings,
         }
     }
+}
+
+/// What a report says of the scan beside its findings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ScanSummary {
+    pub candidates: usize,
+    pub scored: usize,
+    pub lung_volume_ml: f64,
+    /// See [`lungs_covered`].
+    pub lungs_covered: bool,
+    pub warnings: Vec<Warning>,
 }

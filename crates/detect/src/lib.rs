@@ -3,7 +3,7 @@
 //!
 //! The data's path: files → `Volume` (nodulens-core) → [`lung_mask`] → [`candidates`] →
 //! patches → probabilities (the models, driven by the caller: [`Scoring`] hands out batches
-//! and takes probabilities back) → findings → reports ([JSON](Report) and a [DICOM SR](sr)). Each candidate is [segmented](segment)
+//! and takes probabilities back) → findings → reports ([JSON](ReportDocument), [CSV](findings_csv) and a [DICOM SR](sr)). Each candidate is [segmented](segment)
 //! and [measured](measure) on the scan's own voxels into a [`Site`], whose patch is cut from a
 //! deterministic context ([`cut_patch`]); scored sites become [`Finding`]s with a
 //! [Lung-RADS](lung_rads) category, and a scan's [`Report`].
@@ -12,6 +12,7 @@
 //! resolution, so that a chest fits in a few tens of megabytes next to the volume.
 
 mod candidates;
+mod documents;
 mod findings;
 mod grid;
 mod integral;
@@ -28,9 +29,10 @@ pub use candidates::{
     Candidate, MAX_CANDIDATES, MIN_RESPONSE_HU, SCALES_MM, candidates, candidates_up_to,
     distance_mm,
 };
+pub use documents::{CSV_COLUMNS, ReportDocument, ReportSource, findings_csv};
 pub use findings::{
-    Finding, MERGE_MIN_MM, Report, Site, all_findings, cut_patch, findings, lungs_covered,
-    merge_duplicates, report_warnings, sites,
+    Finding, MERGE_MIN_MM, Report, ScanSummary, Site, all_findings, cut_patch, findings,
+    lungs_covered, merge_duplicates, report_warnings, sites,
 };
 pub use grid::{Grid, WORK_SPACING_MM};
 pub use lung::{CLOSING_MM, LungMask, LungSummary, MIN_LUNG_ML, THICK_SLICES_MM, lung_mask};

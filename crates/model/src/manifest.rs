@@ -86,4 +86,42 @@ impl Manifest {
     pub fn model(&self, kind: ModelKind) -> Option<&ManifestModel> {
         self.models.iter().find(|m| m.kind == kind)
     }
+
+    /// The detection pipeline's default operating point on p(nodule): the nodule model's
+    /// `detection_threshold`, else its own threshold; `None` without a nodule model.
+    pub fn operating_point(&self) -> Option<f32> {
+        self.model(ModelKind::Nodule)
+            .map(|m| m.detection_threshold.unwrap_or(m.threshold))
+    }
+
+    /// Both models by their SHA-256 prefixes, e.g. "nodule 1a2b3c4d, malignancy 5e6f7a8b"
+    /// (the SR's equipment, the printed report).
+    pub fn short_id(&self) -> String {
+        let short = |kind: ModelKind| {
+            self.model(kind)
+                .map_or("?".to_owned(), |m| m.sha256.chars().take(8).collect())
+        };
+        format!(
+            "nodule {}, malignancy {}",
+            short(ModelKind::Nodule),
+            short(ModelKind::Malignancy)
+        )
+    }
+
+    /// A report's `model` object: each model's file, hash and size, the operating point,
+    /// where the models ran and the intended use (the CLI and the page write the same).
+    pub fn describe(&self, operating_point: f32, backend: &str) -> serde_json::Value {
+        let entry = |kind: ModelKind| {
+            self.model(kind).map(
+                |m| serde_json::json!({ "file": m.file, "sha256": m.sha256, "params": m.params }),
+            )
+        };
+        serde_json::json!({
+            "nodule": entry(ModelKind::Nodule),
+            "malignancy": entry(ModelKind::Malignancy),
+            "operating_point": operating_point,
+            "backend": backend,
+            "intended_use": self.intended_use,
+        })
+    }
 }
