@@ -35,7 +35,7 @@ if ! command -v dciodvfy >/dev/null; then
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq dicom3tools
 fi
-if ! python3 -c 'import highdicom, pydicom' 2>/dev/null; then
-  say "installing pydicom and highdicom (they read the DICOM SR back)"
+if ! python3 -c 'import highdicom, pydicom, pypdf' 2>/dev/null; then
+  say "installing pydicom, highdicom (they read the DICOM SR back) and pypdf (reads the printed report)"
   python3 -m pip install --quiet -r tests/sr/requirements.txt
 fi

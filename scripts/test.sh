@@ -27,5 +27,7 @@ CHROMEDRIVER=/usr/bin/chromedriver WASM_BINDGEN_TEST_TIMEOUT=120 \
   cargo test --target wasm32-unknown-unknown -p nodulens-app --features inference --test web
 step "build the app (release)"
 trunk build --release
+step "first-load transfer (gzip, the sample excluded): at most 8 MB"
+node scripts/transfer-size.mjs dist --max-mb 8 | tail -1
 step "end to end in headless Chromium (Playwright)"
 (cd tests/e2e && node --test)

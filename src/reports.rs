@@ -44,7 +44,14 @@ pub fn csv_table(report: &Report) -> String {
 
 /// Why no SR can be written for `volume` (not DICOM, or a UID it must refer to is missing).
 pub fn sr_refusal(volume: &Volume) -> Option<String> {
-    sr::check_source(volume).err().map(|e| e.to_string())
+    sr::check_source(volume).err().map(|e| match e {
+        // The CLI's wording names its flags; the page names its buttons.
+        sr::SrError::NotDicom(format) => format!(
+            "a DICOM SR refers back to the DICOM images it reports on, and this scan was read \
+             from {format}: download the JSON or CSV, or open the DICOM series"
+        ),
+        other => other.to_string(),
+    })
 }
 
 /// The DICOM SR of `report` (Part 10 bytes). `now` is the local clock as `YYYYMMDD` and
@@ -66,8 +73,24 @@ pub fn structured_report(
     nodulens_detect::structured_report(report, volume, &context).map_err(|e| e.to_string())
 }
 
-/// The name a download gets: what was opened, without its extensions and anything a file
-/// system could refuse, then `-nodulens.<extension>`.
+/// The name a download gets: the patient ID and study date where the scan gives them (a DICOM
+/// folder is otherwise only "133 files"), else what was opened without its extensions; then
+/// `-nodulens.<extension>`, with nothing a file system could refuse.
+pub fn download_name(volume: &Volume, source: &str, extension: &str) -> String {
+    let m = volume.metadata();
+    match m.patient.id.as_deref().map(str::trim) {
+        Some(id) if !id.is_empty() => {
+            let stem = match m.study_date.as_deref().map(str::trim) {
+                Some(date) if !date.is_empty() => format!("{id}-{date}"),
+                _ => id.to_owned(),
+            };
+            named(&stem, extension)
+        }
+        _ => file_name(source, extension),
+    }
+}
+
+/// The name of a download of `source` (a file or folder name) by itself.
 pub fn file_name(source: &str, extension: &str) -> String {
     let base = source.rsplit(['/', '\\']).next().unwrap_or(source);
     let stem = base
@@ -76,6 +99,10 @@ pub fn file_name(source: &str, extension: &str) -> String {
         .rsplit_once('.')
         .filter(|(stem, ext)| !stem.is_empty() && ext.len() <= 4)
         .map_or(base, |(stem, _)| stem);
+    named(stem, extension)
+}
+
+fn named(stem: &str, extension: &str) -> String {
     let safe: String = stem
         .chars()
         .map(|c| {
@@ -157,7 +184,10 @@ mod tests {
     fn an_sr_is_refused_for_a_volume_not_read_from_dicom() {
         let (a, volume) = analysed();
         let refusal = sr_refusal(&volume).expect("the phantom is not DICOM");
-        assert!(refusal.contains("DICOM"), "{refusal}");
+        assert!(
+            refusal.contains("DICOM") && refusal.contains("JSON or CSV"),
+            "{refusal}"
+        );
         let result = a.result.as_ref().expect("a result");
         let report = a.report().expect("a report");
         assert!(structured_report(&report, result, &volume, ("20261204", "120000"), 7).is_err());
@@ -177,5 +207,23 @@ mod tests {
         assert_eq!(file_name("dir/a b.zip", "json"), "a_b-nodulens.json");
         assert_eq!(file_name("../..", "json"), "scan-nodulens.json");
         assert_eq!(file_name("", "csv"), "scan-nodulens.csv");
+        // A DICOM series is named after its patient and study, as the file gives them.
+        let (_, mut volume) = analysed();
+        assert_eq!(
+            download_name(&volume, "133 files", "json"),
+            "133_files-nodulens.json"
+        );
+        let m = volume.metadata_mut();
+        m.patient.id = Some("LIDC-IDRI-0006 ".into());
+        m.study_date = Some("20000101".into());
+        assert_eq!(
+            download_name(&volume, "133 files", "dcm"),
+            "LIDC-IDRI-0006-20000101-nodulens.dcm"
+        );
+        volume.metadata_mut().patient.id = Some("../..".into());
+        assert_eq!(
+            download_name(&volume, "x", "csv"),
+            ".._..-20000101-nodulens.csv"
+        );
     }
 }

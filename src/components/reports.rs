@@ -110,7 +110,7 @@ pub fn reports_panel(props: &ReportsProps) -> Html {
     let save = |extension: &'static str,
                 mime: &'static str,
                 make: Rc<dyn Fn() -> Result<Vec<u8>, String>>| {
-        let name = reports::file_name(&loaded.source, extension);
+        let name = reports::download_name(&loaded.volume, &loaded.source, extension);
         let error = error.clone();
         Callback::from(move |_: MouseEvent| {
             let outcome = make().and_then(|bytes| {

@@ -73,6 +73,9 @@ test('the sample is analysed on the CPU: native findings, markers, table, thresh
   assert.equal(await page.locator('[data-testid="backend"]').innerText(), 'CPU');
   const found = await shownFindings(page);
   assertNative(found, 'CPU');
+  // A NIfTI scan has no DICOM SR, and the page says why.
+  assert.ok(await page.locator('[data-testid="download-sr"]').isDisabled(), 'no SR for NIfTI');
+  assert.match(await page.locator('[data-testid="sr-unavailable"]').innerText(), /No DICOM SR: .*read from NIfTI/);
   // The scan's category and what it means for follow-up.
   const scan = page.locator('[data-testid="scan-lung-rads"]');
   assert.match(await scan.innerText(), /Lung-RADS \S+ — /);

@@ -39,7 +39,8 @@ const { server, url } = await serveDist();
 const browser = await launch();
 const results = [];
 for (let run = 0; run <= runs; run++) {
-  const page = await browser.newPage();
+  // No service worker: its install would fetch the whole app again while the run is timed.
+  const page = await browser.newPage({ serviceWorkers: 'block' });
   page.on('console', (m) => {
     if (run > 0 && m.text().startsWith('nodulens timings')) console.log(`run ${run}: ${m.text()}`);
   });

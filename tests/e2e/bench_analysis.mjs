@@ -55,8 +55,9 @@ async function measure(webgpu, count) {
   const browser = await launch({ webgpu });
   const results = [];
   for (let run = 0; run <= count; run++) {
-    // A fresh page (and renderer) per run; run 0 warms the caches and compiles the wasm.
-    const page = await browser.newPage();
+    // A fresh page (and renderer) per run; run 0 warms the caches and compiles the wasm. No
+    // service worker: its install would fetch the whole app again while the run is timed.
+    const page = await browser.newPage({ serviceWorkers: 'block' });
     await page.goto(url + (webgpu ? '' : '?backend=cpu'));
     await page.locator('[data-testid="file-input"]').waitFor({ state: 'attached' });
     page.on('console', (m) => {
