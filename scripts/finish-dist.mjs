@@ -35,7 +35,9 @@ function policy(scriptHashes) {
     // Key images of the printed report and downloads are data: and blob: URLs made in the page.
     "img-src 'self' data: blob:",
     "connect-src 'self'",
-    "worker-src 'self'",
+    // blob: workers are the decode worker restarted from code the page fetched once
+    // (src/worker_sources.rs), so a restart makes no request.
+    "worker-src 'self' blob:",
     "object-src 'none'",
     "base-uri 'self'",
     "form-action 'none'",

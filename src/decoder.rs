@@ -17,6 +17,7 @@ use yew::UseReducerDispatcher;
 
 use crate::analyser::{self, AnalyserRef};
 use crate::state::{Action, AppState, Loaded, Preview, SessionAction, VolumeRef};
+use crate::worker_sources::WorkerSources;
 use nodulens_app::analysis::AnalysisAction;
 
 /// The worker's loader (`static/decode-worker_loader.js`, copied next to Trunk's unhashed
@@ -38,6 +39,8 @@ pub struct Decoder {
     incoming: Option<Incoming>,
     dispatch: UseReducerDispatcher<AppState>,
     analyser: AnalyserRef,
+    /// The worker's code once fetched: later workers start from it without a request.
+    sources: Option<Rc<WorkerSources>>,
     // Kept alive as long as the worker they are attached to.
     _on_message: Option<Closure<dyn FnMut(MessageEvent)>>,
     _on_error: Option<Closure<dyn FnMut(ErrorEvent)>>,
@@ -65,10 +68,37 @@ impl Decoder {
             incoming: None,
             dispatch,
             analyser: analyser.clone(),
+            sources: None,
             _on_message: None,
             _on_error: None,
         }));
         spawn(&decoder);
+        let weak = Rc::downgrade(&decoder);
+        wasm_bindgen_futures::spawn_local(async move {
+            let state = match WorkerSources::fetch().await {
+                Ok(sources) => {
+                    if let Some(decoder) = weak.upgrade() {
+                        decoder.borrow_mut().sources = Some(Rc::new(sources));
+                    }
+                    "ready"
+                }
+                // Workers keep starting from their URLs: the page works, with a request per
+                // restart.
+                Err(e) => {
+                    web_sys::console::warn_1(
+                        &format!("the decode worker restarts from the network: {e}").into(),
+                    );
+                    "network"
+                }
+            };
+            // For the tests: from here on, a restart fetches nothing.
+            if let Some(body) = web_sys::window()
+                .and_then(|w| w.document())
+                .and_then(|d| d.body())
+            {
+                let _ = body.dataset().set("decoderSources", state);
+            }
+        });
         // The analysis worker's copied buffers go back to the decoder for the next slices.
         let weak = Rc::downgrade(&decoder);
         analyser.borrow_mut().set_recycle(Box::new(move |voxels| {
@@ -114,7 +144,11 @@ fn spawn(this: &DecoderRef) {
     d.ready = false;
     d.busy = false;
     d.incoming = None;
-    match Worker::new(WORKER_URL) {
+    let started = match d.sources.clone() {
+        Some(sources) => sources.start(),
+        None => Worker::new(WORKER_URL),
+    };
+    match started {
         Ok(worker) => {
             worker.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
             worker.set_onerror(Some(on_error.as_ref().unchecked_ref()));

@@ -10,6 +10,8 @@ mod components;
 mod decoder;
 #[cfg(target_arch = "wasm32")]
 mod files;
+#[cfg(target_arch = "wasm32")]
+mod worker_sources;
 // The reducers are the library's (tested natively); `crate::state` names them here.
 #[cfg(target_arch = "wasm32")]
 use nodulens_app::state;

@@ -162,7 +162,12 @@ struct ReaderWorker {
 impl ReaderWorker {
     /// `None` where a worker cannot start a worker (the files are then read here).
     fn start(files: &[web_sys::File]) -> Option<Self> {
-        let worker = web_sys::Worker::new(READER_URL).ok()?;
+        // Started from a blob (src/worker_sources.rs), this worker is told the reader's URL.
+        let url = Reflect::get(&js_sys::global(), &"NODULENS_READER_URL".into())
+            .ok()
+            .and_then(|url| url.as_string())
+            .unwrap_or_else(|| READER_URL.to_owned());
+        let worker = web_sys::Worker::new(&url).ok()?;
         let arrivals = Rc::new(RefCell::new(Arrivals::default()));
         let into = arrivals.clone();
         let on_message = Closure::<dyn FnMut(MessageEvent)>::new(move |event: MessageEvent| {
