@@ -114,8 +114,7 @@ const files = walk(staging)
 const build = createHash('sha256');
 for (const name of files) build.update(name).update('\0').update(readFileSync(join(staging, name)));
 const buildId = build.digest('hex').slice(0, 16);
-// The page itself is cached as './' (what a navigation to the folder asks for).
-const cached = files.map((name) => (name === 'index.html' ? './' : name));
+const cached = files;
 const worker = readFileSync(SW_TEMPLATE, 'utf8')
   .replace('__NODULENS_BUILD__', buildId)
   .replace('__NODULENS_FILES__', JSON.stringify(cached, null, 2));

@@ -16,7 +16,7 @@ use nodulens_app::protocol::Finished;
 use nodulens_core::{IntensityUnits, Volume};
 use wasm_bindgen::JsCast;
 use wasm_bindgen::prelude::*;
-use web_sys::{ErrorEvent, MessageEvent, Worker};
+use web_sys::{Event, MessageEvent, Worker};
 use yew::UseReducerDispatcher;
 
 use crate::decoder::now_ms;
@@ -45,7 +45,7 @@ pub struct Analyser {
     recycle: Option<Box<dyn Fn(Int16Array)>>,
     dispatch: UseReducerDispatcher<AppState>,
     _on_message: Option<Closure<dyn FnMut(MessageEvent)>>,
-    _on_error: Option<Closure<dyn FnMut(ErrorEvent)>>,
+    _on_error: Option<Closure<dyn FnMut(Event)>>,
 }
 
 pub type AnalyserRef = Rc<RefCell<Analyser>>;
@@ -105,9 +105,9 @@ fn spawn(this: &AnalyserRef) {
         let weak = weak.clone();
         move |event: MessageEvent| on_message(&weak, event.data())
     });
-    let on_error = Closure::<dyn FnMut(ErrorEvent)>::new(move |event: ErrorEvent| {
+    let on_error = Closure::<dyn FnMut(Event)>::new(move |event: Event| {
         event.prevent_default();
-        on_crash(&weak, event.message());
+        on_crash(&weak, nodulens_app::protocol::worker_error_text(&event));
     });
     let mut a = this.borrow_mut();
     if let Some(old) = a.worker.take() {

@@ -12,7 +12,7 @@ use nodulens_app::protocol::{Incoming, Request, Response};
 use nodulens_core::view::Slice;
 use wasm_bindgen::JsCast;
 use wasm_bindgen::prelude::*;
-use web_sys::{ErrorEvent, MessageEvent, Worker};
+use web_sys::{Event, MessageEvent, Worker};
 use yew::UseReducerDispatcher;
 
 use crate::analyser::{self, AnalyserRef};
@@ -41,9 +41,14 @@ pub struct Decoder {
     analyser: AnalyserRef,
     /// The worker's code once fetched: later workers start from it without a request.
     sources: Option<Rc<WorkerSources>>,
+    /// Whether the running worker started from `sources` (if it dies before Ready, blob:
+    /// workers are refused here and the URLs take over).
+    from_sources: bool,
+    /// Workers started so far, published as `data-decoder-starts` for the tests.
+    starts: u32,
     // Kept alive as long as the worker they are attached to.
     _on_message: Option<Closure<dyn FnMut(MessageEvent)>>,
-    _on_error: Option<Closure<dyn FnMut(ErrorEvent)>>,
+    _on_error: Option<Closure<dyn FnMut(Event)>>,
 }
 
 pub type DecoderRef = Rc<RefCell<Decoder>>;
@@ -69,6 +74,8 @@ impl Decoder {
             dispatch,
             analyser: analyser.clone(),
             sources: None,
+            from_sources: false,
+            starts: 0,
             _on_message: None,
             _on_error: None,
         }));
@@ -133,9 +140,9 @@ fn spawn(this: &DecoderRef) {
         let weak = weak.clone();
         move |event: MessageEvent| on_message(&weak, event.data())
     });
-    let on_error = Closure::<dyn FnMut(ErrorEvent)>::new(move |event: ErrorEvent| {
+    let on_error = Closure::<dyn FnMut(Event)>::new(move |event: Event| {
         event.prevent_default();
-        on_crash(&weak, event.message());
+        on_crash(&weak, nodulens_app::protocol::worker_error_text(&event));
     });
     let mut d = this.borrow_mut();
     if let Some(old) = d.worker.take() {
@@ -144,10 +151,25 @@ fn spawn(this: &DecoderRef) {
     d.ready = false;
     d.busy = false;
     d.incoming = None;
-    let started = match d.sources.clone() {
+    let sources = d.sources.clone();
+    d.from_sources = sources.is_some();
+    let mut started = match &sources {
         Some(sources) => sources.start(),
         None => Worker::new(WORKER_URL),
     };
+    if started.is_err() && sources.is_some() {
+        // This page cannot start blob: workers (a host's policy): from the URLs from now on.
+        d.sources = None;
+        d.from_sources = false;
+        started = Worker::new(WORKER_URL);
+    }
+    d.starts += 1;
+    if let Some(body) = web_sys::window()
+        .and_then(|w| w.document())
+        .and_then(|doc| doc.body())
+    {
+        let _ = body.dataset().set("decoderStarts", &d.starts.to_string());
+    }
     match started {
         Ok(worker) => {
             worker.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
@@ -169,7 +191,20 @@ fn spawn(this: &DecoderRef) {
 /// [`spawn`] once the current event handler has returned: spawning replaces the
 /// closures attached to the old worker, and the running one must not be dropped.
 fn spawn_later(this: DecoderRef) {
-    wasm_bindgen_futures::spawn_local(async move { spawn(&this) });
+    spawn_later_with(this, None);
+}
+
+/// [`spawn_later`], then `pending` waits for the new worker's Ready.
+fn spawn_later_with(this: DecoderRef, pending: Option<Request>) {
+    wasm_bindgen_futures::spawn_local(async move {
+        spawn(&this);
+        if let Some(request) = pending {
+            let mut d = this.borrow_mut();
+            d.pending = Some(request);
+            d.busy = true;
+            d.sent_at = now_ms();
+        }
+    });
 }
 
 fn on_message(weak: &Weak<RefCell<Decoder>>, data: JsValue) {
@@ -251,6 +286,12 @@ fn on_message(weak: &Weak<RefCell<Decoder>>, data: JsValue) {
             spawn_later(this);
         }
         Ok(Response::Failed { message }) => {
+            if !d.ready && d.from_sources {
+                // The wasm would not start from the fetched sources: the URLs take over.
+                drop(d);
+                urls_take_over(&this);
+                return;
+            }
             d.incoming = None;
             abandon(&d.analyser, &dispatch);
             let ready = d.ready;
@@ -313,6 +354,11 @@ fn on_crash(weak: &Weak<RefCell<Decoder>>, message: String) {
     let Some(this) = weak.upgrade() else {
         return;
     };
+    // A blob: worker refused asynchronously (the host's policy): the URLs take over, and the
+    // request waiting for Ready goes to that worker.
+    if !this.borrow().ready && urls_take_over(&this) {
+        return;
+    }
     let (dispatch, was_ready) = {
         let d = this.borrow();
         if d.busy {
@@ -331,6 +377,24 @@ fn on_crash(weak: &Weak<RefCell<Decoder>>, message: String) {
     dispatch.dispatch(Action::Session(SessionAction::WorkerCrashed(format!(
         "the decoder stopped: {message}"
     ))));
+}
+
+/// After a worker started from the fetched sources died before Ready: forget the sources and
+/// start one from the URLs, keeping the request that waits for Ready. `false` when the worker
+/// had started from the URLs already.
+fn urls_take_over(this: &DecoderRef) -> bool {
+    let mut d = this.borrow_mut();
+    if !d.from_sources {
+        return false;
+    }
+    web_sys::console::warn_1(
+        &"blob: workers are refused here: the decoder starts from its URLs".into(),
+    );
+    d.sources = None;
+    let pending = d.pending.take();
+    drop(d);
+    spawn_later_with(this.clone(), pending);
+    true
 }
 
 /// Terminates the worker without starting another.

@@ -188,6 +188,15 @@ mod wire {
     use js_sys::{Array, Int16Array, Object, Reflect};
     use wasm_bindgen::{JsCast, JsValue};
 
+    /// What a worker's `error` event says. A script that fails to load (missing, refused by
+    /// the page's policy) fires a plain `Event`, not an `ErrorEvent`: it has no message.
+    pub fn worker_error_text(event: &web_sys::Event) -> String {
+        Reflect::get(event, &"message".into())
+            .ok()
+            .and_then(|m| m.as_string())
+            .unwrap_or_else(|| "its script could not be loaded or was refused".to_owned())
+    }
+
     /// A file picked or dropped by the user, with its path inside a dropped folder.
     #[derive(Debug, Clone, PartialEq)]
     pub struct InputFile {

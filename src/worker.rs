@@ -21,7 +21,7 @@ use nodulens_core::{FileSource, MemoryFiles, OpenOptions, Opening, ReadError, Vo
 use wasm_bindgen::JsCast;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::JsFuture;
-use web_sys::{DedicatedWorkerGlobalScope, ErrorEvent, MessageEvent};
+use web_sys::{DedicatedWorkerGlobalScope, MessageEvent};
 
 use crate::protocol::{Finished, InputFile, LoadProgress, LoadStage, Request, Response, Throttle};
 
@@ -156,7 +156,7 @@ struct ReaderWorker {
     files: Vec<web_sys::File>,
     arrivals: Rc<RefCell<Arrivals>>,
     _on_message: Closure<dyn FnMut(MessageEvent)>,
-    _on_error: Closure<dyn FnMut(ErrorEvent)>,
+    _on_error: Closure<dyn FnMut(web_sys::Event)>,
 }
 
 impl ReaderWorker {
@@ -189,7 +189,7 @@ impl ReaderWorker {
             }
         });
         let into = arrivals.clone();
-        let on_error = Closure::<dyn FnMut(ErrorEvent)>::new(move |event: ErrorEvent| {
+        let on_error = Closure::<dyn FnMut(web_sys::Event)>::new(move |event: web_sys::Event| {
             event.prevent_default();
             let mut arrivals = into.borrow_mut();
             arrivals.failed = true;

@@ -3,7 +3,9 @@
 //! sources (a blob: script and the compiled module, handed over in its first message) a
 //! restart fetches nothing, so once the page has loaded, opening and analysing scans makes no
 //! request at all (`tests/e2e/deploy.test.mjs`). Until they are ready, or where they cannot be
-//! made (a host's policy without `blob:` workers), workers start from their URLs as before.
+//! made, workers start from their URLs as before; where a blob: worker is refused (a host's
+//! policy without `blob:` in `worker-src`), the decoder forgets the sources and goes back to
+//! the URLs (`src/decoder.rs`).
 
 use js_sys::{Array, Object, Reflect, Uint8Array};
 use wasm_bindgen::JsCast;

@@ -261,6 +261,32 @@ fn metrics_line(manifest: &str) -> Option<String> {
     (!lines.is_empty()).then(|| lines.join("; "))
 }
 
+/// The scan, job and threshold a set of key images was made for.
+#[derive(Clone, Copy, PartialEq)]
+struct ImagesOf {
+    generation: u64,
+    job: u64,
+    threshold: u32,
+}
+
+/// Waits until every image matching `selector` is decoded (or failed to).
+async fn decode_images(selector: &str) {
+    let Some(document) = web_sys::window().and_then(|w| w.document()) else {
+        return;
+    };
+    let Ok(list) = document.query_selector_all(selector) else {
+        return;
+    };
+    for i in 0..list.length() {
+        if let Some(image) = list
+            .item(i)
+            .and_then(|n| n.dyn_into::<web_sys::HtmlImageElement>().ok())
+        {
+            let _ = JsFuture::from(image.decode()).await;
+        }
+    }
+}
+
 #[derive(Properties, PartialEq)]
 pub struct PrintProps {
     pub state: UseReducerHandle<AppState>,
@@ -273,10 +299,17 @@ pub struct PrintProps {
 /// `display: none` on screen; the print stylesheet shows only this.
 #[component(PrintReport)]
 pub fn print_report(props: &PrintProps) -> Html {
-    let images = use_state(|| None::<(u32, Rc<Vec<Option<String>>>)>);
+    let images = use_state(|| None::<(u32, ImagesOf, Rc<Vec<Option<String>>>)>);
     let metrics = use_state(|| None::<String>);
     let state = &props.state;
     let report: Option<Rc<Report>> = state.analysis.report().map(Rc::new);
+    // Which findings the key images show: made for one scan, job and threshold, they are
+    // dropped (never shown under other findings' captions) when any of these change.
+    let shown = ImagesOf {
+        generation: state.session.loaded.as_ref().map_or(0, |l| l.generation),
+        job: state.analysis.job,
+        threshold: state.analysis.threshold.to_bits(),
+    };
     {
         let images = images.clone();
         let metrics = metrics.clone();
@@ -298,15 +331,25 @@ pub fn print_report(props: &PrintProps) -> Html {
                     metrics.set(Some(
                         line.unwrap_or_else(|| "metrics: see the model card".into()),
                     ));
-                    images.set(Some((request, Rc::new(made))));
+                    images.set(Some((request, shown, Rc::new(made))));
                 });
             }
         });
     }
-    let ready = matches!(&*images, Some((r, _)) if *r == props.request) && props.request > 0;
+    let current = images
+        .as_ref()
+        .filter(|(_, of, _)| *of == shown)
+        .map(|(request, _, made)| (*request, made.clone()));
+    let ready = props.request > 0 && matches!(&current, Some((r, _)) if *r == props.request);
     use_effect_with(ready, move |&ready| {
-        if ready && let Some(window) = web_sys::window() {
-            let _ = window.print();
+        if ready {
+            // Print once the key images are decoded, or they may print blank.
+            wasm_bindgen_futures::spawn_local(async {
+                decode_images(".print-report img").await;
+                if let Some(window) = web_sys::window() {
+                    let _ = window.print();
+                }
+            });
         }
     });
     let (Some(loaded), Some(result), Some(report)) = (
@@ -321,7 +364,8 @@ pub fn print_report(props: &PrintProps) -> Html {
     let row = |label: &'static str, value: String| html! { <tr><th>{ label }</th><td>{ value }</td></tr> };
     let [dx, dy, dz] = loaded.volume.spacing();
     let [nx, ny, nz] = loaded.volume.dims();
-    let key_images = images.as_ref().map(|(_, i)| i.clone()).unwrap_or_default();
+    let key_images = current.map(|(_, made)| made).unwrap_or_default();
+    let has_images = key_images.iter().any(Option::is_some);
     let findings = report.findings.iter().enumerate().map(|(i, f)| {
         let [x, y, z] = f.center_mm;
         html! {
@@ -379,7 +423,11 @@ pub fn print_report(props: &PrintProps) -> Html {
                     </tr></thead>
                     <tbody>{ for findings }</tbody>
                 </table>
-                <div class="key-images">{ for figures }</div>
+                if has_images {
+                    <div class="key-images">{ for figures }</div>
+                } else {
+                    <p>{ "Key images are added when printing with the page's Print… button." }</p>
+                }
             }
             if !report.warnings.is_empty() {
                 <ul>{ for report.warnings.iter().map(|w| html! { <li>{ w.message.clone() }</li> }) }</ul>

@@ -42,7 +42,10 @@ test(`under ${PREFIX}: a full analysis asks nothing of another origin, and the p
     const errors = [];
     page.on('pageerror', (e) => errors.push(String(e)));
     const violations = [];
-    page.on('console', (m) => { if (/Content.Security.Policy/i.test(m.text())) violations.push(m.text()); });
+    const watch = (m) => { if (/Content.Security.Policy/i.test(m.text())) violations.push(m.text()); };
+    page.on('console', watch);
+    // Workers inherit the page's policy; their violations are logged in the worker.
+    page.on('worker', (w) => w.on('console', watch));
     await page.addInitScript(() => {
       window.__cspViolations = [];
       document.addEventListener('securitypolicyviolation', (e) => window.__cspViolations.push(`${e.violatedDirective} ${e.blockedURI}`));
@@ -78,11 +81,13 @@ test(`under ${PREFIX}: a full analysis asks nothing of another origin, and the p
     assert.deepEqual(pageRequests(), [], 'requests after the app and models had loaded');
     assert.deepEqual(serverHits(), [], 'paths the server was asked after loading');
     // A second scan, a DICOM folder this time (its files go through the file reader worker).
+    const startsBefore = Number(await page.evaluate(() => document.body.dataset.decoderStarts));
+    assert.ok(startsBefore >= 2, `the decoder restarted after the first scan (${startsBefore} starts)`);
     const dicom = join(repo, 'tests', 'fixtures', 'dicom', 'rle');
     await page.setInputFiles('[data-testid="file-input"]', readdirSync(dicom).sort().map((f) => join(dicom, f)));
     await page.locator('[data-testid="metadata"]', { hasText: 'DICOM' }).waitFor({ timeout: 60_000 });
     // The decoder restarts its worker once the series is in.
-    await page.waitForTimeout(1500);
+    await page.waitForFunction((n) => Number(document.body.dataset.decoderStarts) > n, startsBefore, { timeout: 30_000 });
     assert.deepEqual(pageRequests(), [], 'requests after a second scan');
     assert.deepEqual(serverHits(), [], 'paths the server was asked after a second scan');
     assert.deepEqual(violations, [], 'CSP violations in the console');
@@ -132,6 +137,62 @@ test('after one visit the app works with no network: reload, open the sample, an
   } finally {
     await context.close();
     rmSync(profile, { recursive: true, force: true });
+    server.close();
+  }
+});
+
+test('a new deploy installs beside the open tab, and takes over with its own cache once the tab closes', async () => {
+  const { server, url, overrides } = await serveDist();
+  const browser = await launch();
+  try {
+    const context = await browser.newContext();
+    let page = await context.newPage();
+    await page.goto(url);
+    await waitForServiceWorker(page);
+    const keys = () => page.evaluate(() => caches.keys());
+    const old = await keys();
+    assert.equal(old.length, 1);
+    // A new deploy: a build whose files differ, so its sw.js has another BUILD.
+    const sw = readFileSync(join(repo, 'dist', 'sw.js'), 'utf8');
+    const next = 'f'.repeat(16);
+    overrides.set('/sw.js', sw.replace(/const BUILD = '[0-9a-f]+'/, `const BUILD = '${next}'`));
+    await page.reload();
+    await page.waitForFunction(async () => Boolean((await navigator.serviceWorker.getRegistration())?.waiting), null, { timeout: 30_000, polling: 200 });
+    // The open tab keeps its build: same controller, the old cache still there.
+    assert.ok((await keys()).includes(old[0]), 'the old build stays while its tab is open');
+    await page.close();
+    page = await context.newPage();
+    await page.goto(url);
+    await page.waitForFunction((name) => caches.keys().then((k) => k.length === 1 && k[0] === name), `nodulens-${next}`, { timeout: 30_000, polling: 200 });
+    await page.locator('[data-testid="open-sample"]').waitFor({ timeout: 60_000 });
+    await context.close();
+  } finally {
+    await browser.close();
+    server.close();
+  }
+});
+
+test('where the host\'s policy refuses blob: workers, the decoder restarts from its URLs', async () => {
+  // A second policy from the host's header is enforced beside the page's own.
+  const { server, url } = await serveDist({ pageHeaders: { 'content-security-policy': "worker-src 'self'" } });
+  const browser = await launch();
+  try {
+    const page = await browser.newPage({ serviceWorkers: 'block' });
+    const errors = [];
+    page.on('pageerror', (e) => errors.push(String(e)));
+    await page.goto(url);
+    await page.waitForFunction(() => document.body.dataset.decoderSources, null, { timeout: 60_000 });
+    // Starts: 1 at load; after the first scan a blob: worker (refused) and one from the URLs;
+    // after the second scan, decoded by that worker, one more from the URLs.
+    for (const starts of [3, 4]) {
+      await page.click('[data-testid="open-sample"]');
+      await page.waitForFunction((n) => Number(document.body.dataset.decoderStarts) >= n, starts, { timeout: 60_000 });
+      await page.locator('[data-testid="view-axial"][data-drawn="true"]').waitFor({ timeout: 60_000 });
+    }
+    assert.equal(await page.locator('[data-testid="error"]').count(), 0, 'no error shown');
+    assert.deepEqual(errors, []);
+  } finally {
+    await browser.close();
     server.close();
   }
 });

@@ -17,10 +17,13 @@ const types = {
 };
 
 /** Serves dist/ at `prefix` (a static host's sub-path; `/` by default). `missing`: file names
- *  answered 404, as a broken deployment would. `hits` lists every path asked of the server. */
-export async function serveDist({ missing = [], prefix = '/' } = {}) {
+ *  answered 404, as a broken deployment would. `hits` lists every path asked of the server;
+ *  `overrides` (path under the prefix → body) stands for files a new deploy changed;
+ *  `pageHeaders` are sent with index.html, as a host may add them. */
+export async function serveDist({ missing = [], prefix = '/', pageHeaders = {} } = {}) {
   await stat(join(dist, 'index.html')); // fails clearly when the app was not built
   const hits = [];
+  const overrides = new Map();
   const server = createServer(async (req, res) => {
     const pathname = decodeURIComponent(new URL(req.url, 'http://x').pathname);
     hits.push(pathname);
@@ -29,8 +32,9 @@ export async function serveDist({ missing = [], prefix = '/' } = {}) {
       const path = normalize('/' + pathname.slice(prefix.length)).replace(/^(\.\.[/\\])+/, '');
       const file = path.endsWith('/') ? path + 'index.html' : path;
       if (missing.some((name) => file.endsWith(`/${name}`))) throw new Error('missing');
-      const body = await readFile(join(dist, file));
-      res.writeHead(200, { 'content-type': types[extname(file)] ?? 'application/octet-stream' });
+      const body = overrides.get(file) ?? await readFile(join(dist, file));
+      const extra = file === '/index.html' ? pageHeaders : {};
+      res.writeHead(200, { 'content-type': types[extname(file)] ?? 'application/octet-stream', ...extra });
       res.end(body);
     } catch {
       res.writeHead(404).end('not found');
@@ -38,7 +42,7 @@ export async function serveDist({ missing = [], prefix = '/' } = {}) {
   });
   await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
   const origin = `http://127.0.0.1:${server.address().port}`;
-  return { server, url: origin + prefix, origin, hits };
+  return { server, url: origin + prefix, origin, hits, overrides };
 }
 
 function chromiumOptions(webgpu) {

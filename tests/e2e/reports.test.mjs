@@ -108,8 +108,9 @@ test('the printed report holds the findings table, the models and the disclaimer
   await page.emulateMedia({ media: 'print' });
   assert.ok(await page.locator('[data-testid="print-report"]').isVisible(), 'the report shows in print');
   assert.equal(await page.locator('[data-testid="view-axial"]').isVisible(), false, 'the viewer does not');
-  const keyImages = await page.locator('.print-report .key-image img').count();
-  assert.ok(keyImages >= 1, 'a key image per finding');
+  const widths = await page.$$eval('.print-report .key-image img', (images) => images.map((i) => i.naturalWidth));
+  assert.equal(widths.length, Math.min(await shownCount(), 12), 'a key image per finding (at most 12)');
+  assert.ok(widths.every((w) => w > 0), `decoded key images: widths ${widths}`);
   const pdf = join(out, 'report.pdf');
   await page.pdf({ path: pdf, format: 'A4' });
   await page.emulateMedia({ media: 'screen' });
