@@ -8,6 +8,7 @@ use burn::prelude::*;
 use nodulens_model::{Classifier, Manifest, ModelKind};
 use sha2::{Digest, Sha256};
 
+use crate::calibration;
 use crate::data::{self, BuildOptions, Dataset, Split};
 use crate::metrics;
 use crate::train::{RunState, run_dir};
@@ -165,13 +166,12 @@ pub fn evaluate_dataset(
         .map(|(fpr, tpr)| serde_json::json!([fpr, tpr]))
         .collect::<Vec<_>>()
         .into();
+    let mut predictions = predictions;
     if kind == ModelKind::Malignancy {
-        // The one-number baseline: the nodule's diameter from nodules.csv.
-        let diameters: Vec<f32> = idx
-            .iter()
-            .map(|&i| ds.samples[i].diameter_mm as f32)
-            .collect();
-        report["baseline_diameter_auc"] = metrics::auc(&diameters, &labels).into();
+        let measured = baselines(&mut report, ds, &idx, &probs, &labels, seed);
+        for (p, d) in predictions.iter_mut().zip(measured) {
+            p["measured_diameter_mm"] = d.into();
+        }
     }
     if kind == ModelKind::Nodule {
         // Nodules against each kind of negative.
@@ -199,6 +199,102 @@ pub fn evaluate_dataset(
     }
     report["predictions"] = predictions.into();
     Ok(report)
+}
+
+/// Bootstrap resamples of the intervals of the AUC gains.
+const GAIN_RESAMPLES: usize = 2000;
+
+/// Equal-mass bins of the reliability table.
+const CALIBRATION_BINS: usize = 10;
+
+/// A segmentation further than this from the sample's centre (already our own segmentation's
+/// centroid) is not the nodule.
+const MEASURE_MAX_SHIFT_MM: f64 = 5.0;
+
+/// The simplest baselines beside the model: the nodule's diameter from nodules.csv (the
+/// readers'), and our own measurement of it (the pipeline's segmentation, as on a new scan;
+/// 0 where nothing is segmented), each with its AUC and the model's paired bootstrap gain
+/// over it; and the model's calibration on these cases.
+fn baselines(
+    report: &mut serde_json::Value,
+    ds: &Dataset,
+    idx: &[usize],
+    probs: &[f32],
+    labels: &[bool],
+    seed: u64,
+) -> Vec<f32> {
+    let readers: Vec<f32> = idx
+        .iter()
+        .map(|&i| ds.samples[i].diameter_mm as f32)
+        .collect();
+    let measured: Vec<f32> = idx
+        .iter()
+        .map(|&i| {
+            let s = &ds.samples[i];
+            nodulens_detect::Site::at(&ds.volumes[s.volume], s.center, MEASURE_MAX_SHIFT_MM)
+                .map_or(0.0, |site| site.measurement.diameter_mm as f32)
+        })
+        .collect();
+    for (key, baseline) in [("diameter", &readers), ("measured_diameter", &measured)] {
+        report[format!("baseline_{key}_auc")] = metrics::auc(baseline, labels).into();
+        report[format!("baseline_{key}_auc_ci95")] =
+            metrics::auc_ci95(baseline, labels, GAIN_RESAMPLES, seed).into();
+        report[format!("gain_over_{key}")] =
+            match metrics::paired_auc_gain(probs, baseline, labels, GAIN_RESAMPLES, seed) {
+                Some((gain, ci)) => serde_json::json!({ "auc_gain": gain, "ci95": ci }),
+                None => serde_json::Value::Null,
+            };
+    }
+    report["unmeasured"] = measured.iter().filter(|&&d| d == 0.0).count().into();
+    report["calibration"] = calibration::calibration(probs, labels, CALIBRATION_BINS)
+        .map_or(serde_json::Value::Null, |c| {
+            serde_json::to_value(c).unwrap_or_default()
+        });
+    measured
+}
+
+/// The baselines, gains and calibration of a malignancy report, for the terminal.
+pub fn baseline_lines(report: &serde_json::Value) -> Vec<String> {
+    let f = |v: &serde_json::Value| v.as_f64().unwrap_or(f64::NAN);
+    let mut lines = Vec::new();
+    for (key, label) in [
+        ("diameter", "nodules.csv diameter"),
+        ("measured_diameter", "our measured diameter"),
+    ] {
+        let ci = &report[format!("baseline_{key}_auc_ci95")];
+        let gain = &report[format!("gain_over_{key}")];
+        if report[format!("baseline_{key}_auc")].is_null() {
+            continue;
+        }
+        let mut line = format!(
+            "{label}: AUC {:.3}",
+            f(&report[format!("baseline_{key}_auc")])
+        );
+        if ci.is_array() {
+            line += &format!(" [{:.3}, {:.3}]", f(&ci[0]), f(&ci[1]));
+        }
+        if gain.is_object() {
+            line += &format!(
+                "; the model's gain {:+.3} [{:+.3}, {:+.3}]",
+                f(&gain["auc_gain"]),
+                f(&gain["ci95"][0]),
+                f(&gain["ci95"][1]),
+            );
+        }
+        lines.push(line);
+    }
+    let c = &report["calibration"];
+    if !c.is_null() {
+        lines.push(format!(
+            "calibration: ECE {:.3} ({} equal-mass bins), Brier {:.3}, slope {:.2}, intercept {:+.2}",
+            f(&c["ece"]),
+            c["bins"].as_array().map_or(0, Vec::len),
+            f(&c["brier"]),
+            f(&c["slope"]),
+            f(&c["intercept"]),
+        ));
+    }
+    lines
 }
 
 /// One-line summary for the terminal.

@@ -316,9 +316,13 @@ precision and F1 at the threshold chosen on validation (Youden's J).\n"
         if *kind == ModelKind::Malignancy {
             let _ = writeln!(
                 s,
-                "\nBaseline: the nodule diameter alone (from `nodules.csv`) scores AUC {} on the same test nodules.",
-                fmt_metric(&metrics["test"], "baseline_diameter_auc")
+                "\nBaselines on the same test nodules (the diameter alone: the readers' from \
+                 `nodules.csv`, and our own segmentation's), the model's gain over each (paired \
+                 bootstrap 95 % interval), and its calibration:\n"
             );
+            for line in crate::eval::baseline_lines(&metrics["test"]) {
+                let _ = writeln!(s, "- {line}");
+            }
         }
         if *kind == ModelKind::Nodule {
             let by = &metrics["test"]["by_source"];

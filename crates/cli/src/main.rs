@@ -1,6 +1,7 @@
 //! `nodulens`: the native command-line half of Nodulens. It opens scans with the same
 //! core code as the browser app.
 
+mod calibration;
 mod candidates;
 mod data;
 mod detect;
@@ -337,6 +338,9 @@ fn write_report(
     plots: Option<&PathBuf>,
 ) -> anyhow::Result<()> {
     println!("{}", eval::summary_line(report));
+    for line in eval::baseline_lines(report) {
+        println!("{line}");
+    }
     if let Some(path) = json {
         std::fs::write(path, serde_json::to_string_pretty(report)? + "\n")
             .with_context(|| format!("writing {}", path.display()))?;

@@ -59,6 +59,47 @@ pub fn auc_ci95(scores: &[f32], labels: &[bool], resamples: usize, seed: u64) ->
     Some([at(0.025), at(0.975)])
 }
 
+/// The AUC gain of `scores` over `baseline` on the same cases, with a paired percentile
+/// bootstrap 95 % interval (each resample draws cases once, for both scores).
+pub fn paired_auc_gain(
+    scores: &[f32],
+    baseline: &[f32],
+    labels: &[bool],
+    resamples: usize,
+    seed: u64,
+) -> Option<(f64, [f64; 2])> {
+    let gain = auc(scores, labels)? - auc(baseline, labels)?;
+    let n = scores.len();
+    let mut rng = Rng::new(seed);
+    let mut values = Vec::with_capacity(resamples);
+    let (mut s, mut b, mut l) = (
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+    );
+    for _ in 0..resamples {
+        s.clear();
+        b.clear();
+        l.clear();
+        for _ in 0..n {
+            let k = rng.below(n);
+            s.push(scores[k]);
+            b.push(baseline[k]);
+            l.push(labels[k]);
+        }
+        if let (Some(x), Some(y)) = (auc(&s, &l), auc(&b, &l)) {
+            values.push(x - y);
+        }
+    }
+    if values.is_empty() {
+        return None;
+    }
+    values.sort_by(f64::total_cmp);
+    let at =
+        |q: f64| values[((q * (values.len() - 1) as f64).round() as usize).min(values.len() - 1)];
+    Some((gain, [at(0.025), at(0.975)]))
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct Confusion {
     pub tp: usize,
@@ -163,6 +204,28 @@ pub fn report(scores: &[f32], labels: &[bool], threshold: f32, seed: u64) -> ser
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn a_paired_gain_is_zero_against_itself_and_positive_over_noise() {
+        let labels: Vec<bool> = (0..40).map(|i| i % 2 == 0).collect();
+        let good: Vec<f32> = labels
+            .iter()
+            .enumerate()
+            .map(|(i, &l)| if l { 1.0 } else { 0.0 } + i as f32 * 1e-3)
+            .collect();
+        let noise: Vec<f32> = (0..40).map(|i| ((i * 7919) % 40) as f32).collect();
+        let (same, ci) =
+            super::paired_auc_gain(&good, &good, &labels, 200, 1).expect("both classes");
+        assert_eq!(same, 0.0);
+        assert_eq!(ci, [0.0, 0.0]);
+        let (gain, ci) =
+            super::paired_auc_gain(&good, &noise, &labels, 200, 1).expect("both classes");
+        assert!(
+            gain > 0.3 && ci[0] > 0.0 && ci[0] <= gain && gain <= ci[1],
+            "{gain} {ci:?}"
+        );
+    }
+
     use super::*;
 
     #[test]

@@ -38,12 +38,13 @@ fn class_names(kind: ModelKind) -> (&'static str, &'static str) {
 }
 
 /// Writes `<dir>/<kind>-roc.png` and `<dir>/<kind>-confusion.png` from an evaluation report
-/// (its `roc`, `auc`, `auc_ci95`, `confusion`, `threshold`, `recall` and `specificity` keys).
+/// (its `roc`, `auc`, `auc_ci95`, `confusion`, `threshold`, `recall` and `specificity` keys),
+/// and `<dir>/<kind>-reliability.png` where it has a `calibration`.
 pub fn write(
     report: &serde_json::Value,
     kind: ModelKind,
     dir: &Path,
-) -> anyhow::Result<[PathBuf; 2]> {
+) -> anyhow::Result<Vec<PathBuf>> {
     register_font()?;
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let roc = dir.join(format!("{}-roc.png", kind.name()));
@@ -52,7 +53,82 @@ pub fn write(
     save(&confusion, CONFUSION_SIZE, |buf| {
         draw_confusion(buf, CONFUSION_SIZE, report, kind)
     })?;
-    Ok([roc, confusion])
+    let mut written = vec![roc, confusion];
+    if report["calibration"].is_object() {
+        let reliability = dir.join(format!("{}-reliability.png", kind.name()));
+        save(&reliability, ROC_SIZE, |buf| {
+            draw_reliability(buf, ROC_SIZE, report, kind)
+        })?;
+        written.push(reliability);
+    }
+    Ok(written)
+}
+
+/// The reliability diagram: each equal-mass bin's observed rate against its mean probability.
+fn draw_reliability(
+    buf: &mut [u8],
+    size: (u32, u32),
+    report: &serde_json::Value,
+    kind: ModelKind,
+) -> anyhow::Result<()> {
+    let c = &report["calibration"];
+    let bins: Vec<(f64, f64)> = c["bins"]
+        .as_array()
+        .context("report has no calibration bins")?
+        .iter()
+        .filter_map(|b| Some((b["mean_p"].as_f64()?, b["observed"].as_f64()?)))
+        .collect();
+    let root = BitMapBackend::with_buffer(buf, size).into_drawing_area();
+    root.fill(&WHITE).map_err(plot_err)?;
+    let caption = format!(
+        "{} model: reliability, {} (n = {})",
+        kind.name(),
+        split_label(report),
+        report["n"]
+    );
+    let mut chart = ChartBuilder::on(&root)
+        .caption(caption, (FONT, 20))
+        .margin(16)
+        .x_label_area_size(48)
+        .y_label_area_size(56)
+        .build_cartesian_2d(0f64..1f64, 0f64..1f64)
+        .map_err(plot_err)?;
+    chart
+        .configure_mesh()
+        .x_desc("mean predicted probability (equal-mass bins)")
+        .y_desc("observed fraction positive")
+        .label_style((FONT, 14))
+        .axis_desc_style((FONT, 15))
+        .light_line_style(RGBColor(244, 244, 244))
+        .bold_line_style(RGBColor(210, 210, 210))
+        .draw()
+        .map_err(plot_err)?;
+    chart
+        .draw_series(DashedLineSeries::new(
+            [(0.0, 0.0), (1.0, 1.0)],
+            6,
+            6,
+            RGBColor(150, 150, 150).stroke_width(1),
+        ))
+        .map_err(plot_err)?
+        .label("perfectly calibrated")
+        .legend(|(x, y)| PathElement::new([(x, y), (x + 20, y)], RGBColor(150, 150, 150)));
+    let blue = RGBColor(33, 102, 172);
+    let label = format!(
+        "ECE {:.3}, Brier {:.3}, slope {:.2}",
+        c["ece"].as_f64().unwrap_or(f64::NAN),
+        c["brier"].as_f64().unwrap_or(f64::NAN),
+        c["slope"].as_f64().unwrap_or(f64::NAN),
+    );
+    chart
+        .draw_series(LineSeries::new(bins.clone(), blue.stroke_width(2)))
+        .map_err(plot_err)?
+        .label(label)
+        .legend(move |(x, y)| PathElement::new([(x, y), (x + 20, y)], blue.stroke_width(2)));
+    chart
+        .draw_series(bins.into_iter().map(|p| Circle::new(p, 5, blue.filled())))
+        .map_err(plot_err)?;
+    legend_and_present(&mut chart, &root)
 }
 
 fn save(
