@@ -32,31 +32,15 @@ pub fn auc(scores: &[f32], labels: &[bool]) -> Option<f64> {
 
 /// Percentile bootstrap 95 % interval of the AUC, resampling cases with replacement.
 pub fn auc_ci95(scores: &[f32], labels: &[bool], resamples: usize, seed: u64) -> Option<[f64; 2]> {
-    let n = scores.len();
     auc(scores, labels)?;
-    let mut rng = Rng::new(seed);
-    let mut values = Vec::with_capacity(resamples);
-    let mut s = Vec::with_capacity(n);
-    let mut l = Vec::with_capacity(n);
-    for _ in 0..resamples {
+    let (mut s, mut l) = (Vec::new(), Vec::new());
+    bootstrap_ci95(scores.len(), resamples, seed, |cases| {
         s.clear();
         l.clear();
-        for _ in 0..n {
-            let k = rng.below(n);
-            s.push(scores[k]);
-            l.push(labels[k]);
-        }
-        if let Some(a) = auc(&s, &l) {
-            values.push(a);
-        }
-    }
-    if values.is_empty() {
-        return None;
-    }
-    values.sort_by(f64::total_cmp);
-    let at =
-        |q: f64| values[((q * (values.len() - 1) as f64).round() as usize).min(values.len() - 1)];
-    Some([at(0.025), at(0.975)])
+        s.extend(cases.iter().map(|&k| scores[k]));
+        l.extend(cases.iter().map(|&k| labels[k]));
+        auc(&s, &l)
+    })
 }
 
 /// The AUC gain of `scores` over `baseline` on the same cases, with a paired percentile
@@ -69,26 +53,35 @@ pub fn paired_auc_gain(
     seed: u64,
 ) -> Option<(f64, [f64; 2])> {
     let gain = auc(scores, labels)? - auc(baseline, labels)?;
-    let n = scores.len();
-    let mut rng = Rng::new(seed);
-    let mut values = Vec::with_capacity(resamples);
-    let (mut s, mut b, mut l) = (
-        Vec::with_capacity(n),
-        Vec::with_capacity(n),
-        Vec::with_capacity(n),
-    );
-    for _ in 0..resamples {
+    let (mut s, mut b, mut l) = (Vec::new(), Vec::new(), Vec::new());
+    let ci = bootstrap_ci95(scores.len(), resamples, seed, |cases| {
         s.clear();
         b.clear();
         l.clear();
-        for _ in 0..n {
-            let k = rng.below(n);
-            s.push(scores[k]);
-            b.push(baseline[k]);
-            l.push(labels[k]);
-        }
-        if let (Some(x), Some(y)) = (auc(&s, &l), auc(&b, &l)) {
-            values.push(x - y);
+        s.extend(cases.iter().map(|&k| scores[k]));
+        b.extend(cases.iter().map(|&k| baseline[k]));
+        l.extend(cases.iter().map(|&k| labels[k]));
+        Some(auc(&s, &l)? - auc(&b, &l)?)
+    })?;
+    Some((gain, ci))
+}
+
+/// The 2.5th and 97.5th percentiles of `statistic` over `resamples` draws of `n` cases with
+/// replacement (draws where it is undefined are left out).
+fn bootstrap_ci95(
+    n: usize,
+    resamples: usize,
+    seed: u64,
+    mut statistic: impl FnMut(&[usize]) -> Option<f64>,
+) -> Option<[f64; 2]> {
+    let mut rng = Rng::new(seed);
+    let mut values = Vec::with_capacity(resamples);
+    let mut cases = Vec::with_capacity(n);
+    for _ in 0..resamples {
+        cases.clear();
+        cases.extend((0..n).map(|_| rng.below(n)));
+        if let Some(v) = statistic(&cases) {
+            values.push(v);
         }
     }
     if values.is_empty() {
@@ -97,7 +90,7 @@ pub fn paired_auc_gain(
     values.sort_by(f64::total_cmp);
     let at =
         |q: f64| values[((q * (values.len() - 1) as f64).round() as usize).min(values.len() - 1)];
-    Some((gain, [at(0.025), at(0.975)]))
+    Some([at(0.025), at(0.975)])
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

@@ -79,40 +79,21 @@ fn draw_reliability(
         .filter_map(|b| Some((b["mean_p"].as_f64()?, b["observed"].as_f64()?)))
         .collect();
     let root = BitMapBackend::with_buffer(buf, size).into_drawing_area();
-    root.fill(&WHITE).map_err(plot_err)?;
     let caption = format!(
         "{} model: reliability, {} (n = {})",
         kind.name(),
         split_label(report),
         report["n"]
     );
-    let mut chart = ChartBuilder::on(&root)
-        .caption(caption, (FONT, 20))
-        .margin(16)
-        .x_label_area_size(48)
-        .y_label_area_size(56)
-        .build_cartesian_2d(0f64..1f64, 0f64..1f64)
-        .map_err(plot_err)?;
-    chart
-        .configure_mesh()
-        .x_desc("mean predicted probability (equal-mass bins)")
-        .y_desc("observed fraction positive")
-        .label_style((FONT, 14))
-        .axis_desc_style((FONT, 15))
-        .light_line_style(RGBColor(244, 244, 244))
-        .bold_line_style(RGBColor(210, 210, 210))
-        .draw()
-        .map_err(plot_err)?;
-    chart
-        .draw_series(DashedLineSeries::new(
-            [(0.0, 0.0), (1.0, 1.0)],
-            6,
-            6,
-            RGBColor(150, 150, 150).stroke_width(1),
-        ))
-        .map_err(plot_err)?
-        .label("perfectly calibrated")
-        .legend(|(x, y)| PathElement::new([(x, y), (x + 20, y)], RGBColor(150, 150, 150)));
+    let mut chart = unit_square_chart(
+        &root,
+        caption,
+        (
+            "mean predicted probability (equal-mass bins)",
+            "observed fraction positive",
+        ),
+        "perfectly calibrated",
+    )?;
     let blue = RGBColor(33, 102, 172);
     let label = format!(
         "ECE {:.3}, Brier {:.3}, slope {:.2}",
@@ -161,6 +142,51 @@ fn legend_and_present<'a, DB: DrawingBackend + 'a, CT: CoordTranslate>(
     Ok(())
 }
 
+/// A chart over the unit square with its mesh and the dashed diagonal (`diagonal` labels it),
+/// the frame of the ROC and reliability plots.
+fn unit_square_chart<'a, DB: DrawingBackend + 'a>(
+    root: &DrawingArea<DB, plotters::coord::Shift>,
+    caption: String,
+    (x_desc, y_desc): (&str, &str),
+    diagonal: &str,
+) -> anyhow::Result<
+    ChartContext<
+        'a,
+        DB,
+        Cartesian2d<plotters::coord::types::RangedCoordf64, plotters::coord::types::RangedCoordf64>,
+    >,
+> {
+    root.fill(&WHITE).map_err(plot_err)?;
+    let mut chart = ChartBuilder::on(root)
+        .caption(caption, (FONT, 20))
+        .margin(16)
+        .x_label_area_size(48)
+        .y_label_area_size(56)
+        .build_cartesian_2d(0f64..1f64, 0f64..1f64)
+        .map_err(plot_err)?;
+    chart
+        .configure_mesh()
+        .x_desc(x_desc)
+        .y_desc(y_desc)
+        .label_style((FONT, 14))
+        .axis_desc_style((FONT, 15))
+        .light_line_style(RGBColor(244, 244, 244))
+        .bold_line_style(RGBColor(210, 210, 210))
+        .draw()
+        .map_err(plot_err)?;
+    chart
+        .draw_series(DashedLineSeries::new(
+            [(0.0, 0.0), (1.0, 1.0)],
+            6,
+            6,
+            RGBColor(150, 150, 150).stroke_width(1),
+        ))
+        .map_err(plot_err)?
+        .label(diagonal)
+        .legend(|(x, y)| PathElement::new([(x, y), (x + 20, y)], RGBColor(150, 150, 150)));
+    Ok(chart)
+}
+
 fn plot_err<E: std::fmt::Debug>(e: E) -> anyhow::Error {
     anyhow!("{e:?}")
 }
@@ -185,7 +211,6 @@ fn draw_roc(
         .filter_map(|p| Some((p[0].as_f64()?, p[1].as_f64()?)))
         .collect();
     let root = BitMapBackend::with_buffer(buf, size).into_drawing_area();
-    root.fill(&WHITE).map_err(plot_err)?;
     let auc = report["auc"].as_f64();
     let ci = &report["auc_ci95"];
     let auc_text = match (auc, ci[0].as_f64(), ci[1].as_f64()) {
@@ -199,33 +224,15 @@ fn draw_roc(
         split_label(report),
         report["n"]
     );
-    let mut chart = ChartBuilder::on(&root)
-        .caption(caption, (FONT, 20))
-        .margin(16)
-        .x_label_area_size(48)
-        .y_label_area_size(56)
-        .build_cartesian_2d(0f64..1f64, 0f64..1f64)
-        .map_err(plot_err)?;
-    chart
-        .configure_mesh()
-        .x_desc("1 - specificity (false-positive rate)")
-        .y_desc("sensitivity (true-positive rate)")
-        .label_style((FONT, 14))
-        .axis_desc_style((FONT, 15))
-        .light_line_style(RGBColor(244, 244, 244))
-        .bold_line_style(RGBColor(210, 210, 210))
-        .draw()
-        .map_err(plot_err)?;
-    chart
-        .draw_series(DashedLineSeries::new(
-            [(0.0, 0.0), (1.0, 1.0)],
-            6,
-            6,
-            RGBColor(150, 150, 150).stroke_width(1),
-        ))
-        .map_err(plot_err)?
-        .label("chance")
-        .legend(|(x, y)| PathElement::new([(x, y), (x + 20, y)], RGBColor(150, 150, 150)));
+    let mut chart = unit_square_chart(
+        &root,
+        caption,
+        (
+            "1 - specificity (false-positive rate)",
+            "sensitivity (true-positive rate)",
+        ),
+        "chance",
+    )?;
     let blue = RGBColor(33, 102, 172);
     chart
         .draw_series(LineSeries::new(points, blue.stroke_width(3)))
