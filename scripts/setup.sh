@@ -25,6 +25,13 @@ if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; the
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium chromium-driver
 fi
+if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+  # Trunk's post-build hook (scripts/finish-dist.mjs) and the end-to-end tests run on Node.js.
+  say "installing Debian's nodejs and npm"
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO=sudo
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq nodejs npm
+fi
 if [ ! -d tests/e2e/node_modules/playwright-core ]; then
   say "installing the end-to-end tests' node packages"
   (cd tests/e2e && npm ci --no-audit --no-fund)
