@@ -8,7 +8,7 @@ use anyhow::{Context, bail};
 use nodulens_core::preprocess::{self, PatchTransform, PreprocessConfig};
 use nodulens_core::{DiskFiles, OpenOptions, Volume};
 use nodulens_model::ModelKind;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::rng::{Rng, hash};
 
@@ -68,14 +68,59 @@ pub fn split_of(patient: &str, seed: u64, scan_splits: &HashMap<String, Split>) 
     if let Some(s) = scan_splits.get(patient) {
         return *s;
     }
-    let u = (hash(patient) ^ Rng::new(seed).next_u64()) as f64 / u64::MAX as f64;
-    let u = Rng::new(u.to_bits()).unit();
+    let u = patient_unit(patient, seed);
     if u < TRAIN_FRACTION {
         Split::Train
     } else if u < TRAIN_FRACTION + VAL_FRACTION {
         Split::Val
     } else {
         Split::Test
+    }
+}
+
+/// A patient's uniform number in [0, 1), fixed by the seed and the patient id alone.
+fn patient_unit(patient: &str, seed: u64) -> f64 {
+    let u = (hash(patient) ^ Rng::new(seed).next_u64()) as f64 / u64::MAX as f64;
+    Rng::new(u.to_bits()).unit()
+}
+
+/// Share of each fold's training patients kept for validation (early stopping, threshold).
+pub const FOLD_VAL_FRACTION: f64 = 0.2;
+
+/// Fold `index` of a `count`-fold split by patient (`nodulens train --fold K/N`): that fold's
+/// patients are test, a fifth of the others validation, the rest train. Every patient, the
+/// held-out one included, is test in exactly one fold, so the folds' test predictions cover
+/// every case once (`eval-malignancy --out-of-fold`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Fold {
+    pub index: usize,
+    pub count: usize,
+}
+
+impl Fold {
+    /// `K/N`, with 0 ≤ K < N and 2 ≤ N ≤ 20.
+    pub fn parse(text: &str) -> Result<Fold, String> {
+        let (k, n) = text.split_once('/').ok_or("expected K/N, e.g. 0/5")?;
+        let index: usize = k.trim().parse().map_err(|e| format!("{k:?}: {e}"))?;
+        let count: usize = n.trim().parse().map_err(|e| format!("{n:?}: {e}"))?;
+        if !(2..=20).contains(&count) || index >= count {
+            return Err(format!(
+                "fold {index}/{count}: need 0 ≤ K < N and 2 ≤ N ≤ 20"
+            ));
+        }
+        Ok(Fold { index, count })
+    }
+
+    pub fn split_of(&self, patient: &str, seed: u64) -> Split {
+        let u = patient_unit(patient, seed) * self.count as f64;
+        let fold = (u as usize).min(self.count - 1);
+        if fold == self.index {
+            Split::Test
+        } else if u.fract() < FOLD_VAL_FRACTION {
+            Split::Val
+        } else {
+            Split::Train
+        }
     }
 }
 
@@ -257,6 +302,8 @@ pub struct BuildOptions<'a> {
     pub negatives_per_scan: usize,
     /// Keep only these splits' samples (`None`: all).
     pub only: Option<Split>,
+    /// A k-fold split instead of the seeded train / validation / test one.
+    pub fold: Option<Fold>,
     /// Print what is loaded.
     pub verbose: bool,
 }
@@ -282,7 +329,10 @@ pub fn build(options: &BuildOptions) -> anyhow::Result<Dataset> {
     };
     let mut rng = Rng::derive(options.seed, "negatives");
     for row in &rows {
-        let split = split_of(&row.patient, options.seed, &dealt);
+        let split = match options.fold {
+            Some(fold) => fold.split_of(&row.patient, options.seed),
+            None => split_of(&row.patient, options.seed, &dealt),
+        };
         if options.only.is_some_and(|s| s != split) {
             continue;
         }
@@ -342,7 +392,10 @@ pub fn build(options: &BuildOptions) -> anyhow::Result<Dataset> {
         && let Some(root) = scans_root
     {
         for scan in &scans {
-            let split = split_of(scan, options.seed, &dealt);
+            let split = match options.fold {
+                Some(fold) => fold.split_of(scan, options.seed),
+                None => split_of(scan, options.seed, &dealt),
+            };
             if options.only.is_some_and(|s| s != split) {
                 continue;
             }
@@ -635,6 +688,36 @@ pub fn batch(
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn every_patient_is_test_in_exactly_one_fold() {
+        let patients: Vec<String> = (0..400).map(|i| format!("LIDC-IDRI-{i:04}")).collect();
+        let folds: Vec<super::Fold> = (0..5)
+            .map(|k| super::Fold::parse(&format!("{k}/5")).expect("fold"))
+            .collect();
+        let mut per_fold = [0usize; 5];
+        for p in &patients {
+            let tests: Vec<usize> = (0..5)
+                .filter(|&k| folds[k].split_of(p, 42) == Split::Test)
+                .collect();
+            assert_eq!(tests.len(), 1, "{p}");
+            per_fold[tests[0]] += 1;
+        }
+        assert!(
+            per_fold.iter().all(|&n| (50..=110).contains(&n)),
+            "{per_fold:?}"
+        );
+        let val = patients
+            .iter()
+            .filter(|p| folds[0].split_of(p, 42) == Split::Val)
+            .count();
+        assert!(
+            (40..=100).contains(&val),
+            "{val} validation patients in fold 0"
+        );
+        assert!(super::Fold::parse("5/5").is_err() && super::Fold::parse("1/1").is_err());
+    }
+
     use super::*;
 
     #[test]

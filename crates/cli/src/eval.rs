@@ -9,7 +9,7 @@ use nodulens_model::{Classifier, Manifest, ModelKind};
 use sha2::{Digest, Sha256};
 
 use crate::calibration;
-use crate::data::{self, BuildOptions, Dataset, Split};
+use crate::data::{self, BuildOptions, Dataset, Fold, Split};
 use crate::metrics;
 use crate::train::{RunState, run_dir};
 
@@ -19,6 +19,8 @@ pub struct Loaded {
     pub threshold: f32,
     pub seed: u64,
     pub source: String,
+    /// The k-fold split a training run used (`None`: shipped models, the seeded split).
+    pub fold: Option<Fold>,
 }
 
 pub fn sha256_hex(bytes: &[u8]) -> String {
@@ -53,6 +55,7 @@ pub fn load_on(dir: &Path, kind: ModelKind, device: &Device) -> anyhow::Result<L
             threshold: entry.threshold,
             seed,
             source: path.display().to_string(),
+            fold: None,
         });
     }
     let run = run_dir(dir, kind);
@@ -71,6 +74,7 @@ pub fn load_on(dir: &Path, kind: ModelKind, device: &Device) -> anyhow::Result<L
         threshold: state.threshold,
         seed: state.train.seed,
         source: run.join("best.bpk").display().to_string(),
+        fold: state.fold,
     })
 }
 
@@ -110,6 +114,7 @@ pub fn evaluate(args: &EvalArgs) -> anyhow::Result<serde_json::Value> {
         cache: &args.cache,
         negatives_per_scan: args.negatives_per_scan,
         only: args.split,
+        fold: None,
         verbose: false,
     })?;
     evaluate_dataset(&loaded, &ds, args.kind, args.split, seed)
@@ -168,7 +173,12 @@ pub fn evaluate_dataset(
         .into();
     let mut predictions = predictions;
     if kind == ModelKind::Malignancy {
-        let measured = baselines(&mut report, ds, &idx, &probs, &labels, seed);
+        let readers: Vec<f32> = idx
+            .iter()
+            .map(|&i| ds.samples[i].diameter_mm as f32)
+            .collect();
+        let measured = measured_diameters(ds, &idx);
+        baselines(&mut report, &probs, &labels, &readers, &measured, seed);
         for (p, d) in predictions.iter_mut().zip(measured) {
             p["measured_diameter_mm"] = d.into();
         }
@@ -211,31 +221,30 @@ const CALIBRATION_BINS: usize = 10;
 /// centroid) is not the nodule.
 const MEASURE_MAX_SHIFT_MM: f64 = 5.0;
 
-/// The simplest baselines beside the model: the nodule's diameter from nodules.csv (the
-/// readers'), and our own measurement of it (the pipeline's segmentation, as on a new scan;
-/// 0 where nothing is segmented), each with its AUC and the model's paired bootstrap gain
-/// over it; and the model's calibration on these cases.
-fn baselines(
-    report: &mut serde_json::Value,
-    ds: &Dataset,
-    idx: &[usize],
-    probs: &[f32],
-    labels: &[bool],
-    seed: u64,
-) -> Vec<f32> {
-    let readers: Vec<f32> = idx
-        .iter()
-        .map(|&i| ds.samples[i].diameter_mm as f32)
-        .collect();
-    let measured: Vec<f32> = idx
-        .iter()
+/// Our own measurement of each sample: the pipeline's segmentation at its centre, as on a new
+/// scan (never `diameter_mm`); 0 where nothing is segmented.
+fn measured_diameters(ds: &Dataset, idx: &[usize]) -> Vec<f32> {
+    idx.iter()
         .map(|&i| {
             let s = &ds.samples[i];
             nodulens_detect::Site::at(&ds.volumes[s.volume], s.center, MEASURE_MAX_SHIFT_MM)
                 .map_or(0.0, |site| site.measurement.diameter_mm as f32)
         })
-        .collect();
-    for (key, baseline) in [("diameter", &readers), ("measured_diameter", &measured)] {
+        .collect()
+}
+
+/// The simplest baselines beside the model: the nodule's diameter from nodules.csv (the
+/// readers'), and our own measurement of it, each with its AUC and the model's paired
+/// bootstrap gain over it; and the model's calibration on these cases.
+fn baselines(
+    report: &mut serde_json::Value,
+    probs: &[f32],
+    labels: &[bool],
+    readers: &[f32],
+    measured: &[f32],
+    seed: u64,
+) {
+    for (key, baseline) in [("diameter", readers), ("measured_diameter", measured)] {
         report[format!("baseline_{key}_auc")] = metrics::auc(baseline, labels).into();
         report[format!("baseline_{key}_auc_ci95")] =
             metrics::auc_ci95(baseline, labels, GAIN_RESAMPLES, seed).into();
@@ -250,7 +259,108 @@ fn baselines(
         .map_or(serde_json::Value::Null, |c| {
             serde_json::to_value(c).unwrap_or_default()
         });
-    measured
+}
+
+/// Out-of-fold: each `fold-K` run in `folds` (`train --fold K/N --out <folds>/fold-K`) scored
+/// on its own test fold, so every case is predicted once by a model that never saw its
+/// patient; one report over all of them (`fold` per prediction), with the baselines and the
+/// calibration for the malignancy model.
+pub fn evaluate_out_of_fold(args: &EvalArgs, folds: &Path) -> anyhow::Result<serde_json::Value> {
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir(folds)
+        .with_context(|| format!("reading {}", folds.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            p.is_dir()
+                && p.file_name()
+                    .and_then(|n| n.to_str())
+                    .is_some_and(|n| n.starts_with("fold-"))
+        })
+        .collect();
+    dirs.sort();
+    if dirs.is_empty() {
+        bail!("no fold-K folders in {}", folds.display());
+    }
+    let key = match args.kind {
+        ModelKind::Malignancy => "p_malignant",
+        ModelKind::Nodule => "p_nodule",
+    };
+    let (mut probs, mut labels, mut readers, mut measured) = (vec![], vec![], vec![], vec![]);
+    let (mut predictions, mut thresholds, mut seen) = (vec![], vec![], vec![]);
+    let mut patients = std::collections::BTreeSet::new();
+    let mut seed = None;
+    for dir in &dirs {
+        let loaded = load(dir, args.kind)?;
+        let fold = loaded
+            .fold
+            .with_context(|| format!("{} was not trained with --fold", dir.display()))?;
+        seed.get_or_insert(loaded.seed);
+        if seen
+            .iter()
+            .any(|f: &Fold| f.count != fold.count || f.index == fold.index)
+            || seed != Some(loaded.seed)
+        {
+            bail!(
+                "{}: fold {}/{} does not belong with the others (same N and seed, each K once)",
+                dir.display(),
+                fold.index,
+                fold.count
+            );
+        }
+        seen.push(fold);
+        let ds = data::build(&BuildOptions {
+            kind: args.kind,
+            data: &args.data,
+            seed: loaded.seed,
+            cache: &args.cache,
+            negatives_per_scan: args.negatives_per_scan,
+            only: Some(Split::Test),
+            fold: Some(fold),
+            verbose: false,
+        })?;
+        let idx = ds.indices(Some(Split::Test));
+        let p = predict(&loaded.classifier, &ds, &idx)?;
+        let m = measured_diameters(&ds, &idx);
+        for ((&i, &pi), &mi) in idx.iter().zip(&p).zip(&m) {
+            let s = &ds.samples[i];
+            labels.push(s.label);
+            readers.push(s.diameter_mm as f32);
+            patients.insert(s.patient.clone());
+            predictions.push(serde_json::json!({
+                "image": s.name,
+                "patient": s.patient,
+                "label": u8::from(s.label),
+                key: pi,
+                "measured_diameter_mm": mi,
+                "fold": fold.index,
+            }));
+        }
+        probs.extend(p);
+        measured.extend(m);
+        thresholds.push(loaded.threshold);
+    }
+    let count = seen[0].count;
+    if seen.len() != count {
+        bail!("{} of {count} folds in {}", seen.len(), folds.display());
+    }
+    let seed = seed.unwrap_or(42);
+    // One operating point for the pooled cases: the folds' validation thresholds' mean.
+    let threshold = thresholds.iter().sum::<f32>() / thresholds.len() as f32;
+    let mut report = metrics::report(&probs, &labels, threshold, seed);
+    if args.kind == ModelKind::Malignancy {
+        baselines(&mut report, &probs, &labels, &readers, &measured, seed);
+    }
+    report["patients"] = patients.len().into();
+    report["split"] = "out-of-fold".into();
+    report["folds"] = count.into();
+    report["split_seed"] = seed.into();
+    report["model"] = folds.display().to_string().into();
+    report["roc"] = metrics::roc_points(&probs, &labels)
+        .into_iter()
+        .map(|(fpr, tpr)| serde_json::json!([fpr, tpr]))
+        .collect::<Vec<_>>()
+        .into();
+    report["predictions"] = predictions.into();
+    Ok(report)
 }
 
 /// The baselines, gains and calibration of a malignancy report, for the terminal.

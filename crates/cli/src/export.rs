@@ -50,6 +50,7 @@ pub fn export(args: &ExportArgs) -> anyhow::Result<Manifest> {
             cache: &args.cache,
             negatives_per_scan: args.negatives_per_scan,
             only: None,
+            fold: None,
             verbose: false,
         })?;
         let mut metrics = serde_json::Map::new();

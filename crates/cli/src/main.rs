@@ -170,6 +170,10 @@ enum Command {
         /// Continue from <out>/<kind>/checkpoint.* if present.
         #[arg(long)]
         resume: bool,
+        /// Train on fold K of an N-fold split by patient ("K/N"; fold K's patients are test)
+        /// instead of the seeded split, for `eval-malignancy --out-of-fold`.
+        #[arg(long, value_parser = data::Fold::parse)]
+        fold: Option<data::Fold>,
         #[command(flatten)]
         scans: ScanArgs,
     },
@@ -266,6 +270,10 @@ struct EvalOptions {
     /// Write the ROC curve and the confusion matrix as PNG into this folder.
     #[arg(long)]
     plots: Option<PathBuf>,
+    /// Out-of-fold instead: a folder of `fold-K` runs (`train --fold K/N --out DIR/fold-K`),
+    /// each scored on its own test fold (`--models` and `--split` are then not used).
+    #[arg(long)]
+    out_of_fold: Option<PathBuf>,
 }
 
 /// Evaluates one model and writes its report.
@@ -275,7 +283,7 @@ fn run_eval(
     cache: PathBuf,
     negatives_per_scan: usize,
 ) -> anyhow::Result<()> {
-    let report = eval::evaluate(&eval::EvalArgs {
+    let args = eval::EvalArgs {
         kind,
         data: options.data,
         models: options.models,
@@ -283,7 +291,11 @@ fn run_eval(
         seed: options.seed,
         cache,
         negatives_per_scan,
-    })?;
+    };
+    let report = match &options.out_of_fold {
+        Some(folds) => eval::evaluate_out_of_fold(&args, folds)?,
+        None => eval::evaluate(&args)?,
+    };
     write_report(&report, kind, options.json.as_ref(), options.plots.as_ref())
 }
 
@@ -505,6 +517,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             augmentation,
             widths,
             resume,
+            fold,
             scans,
         } => {
             let config = TrainConfig::new()
@@ -524,6 +537,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 resume,
                 negatives_per_scan: scans.negatives_per_scan,
                 quiet: false,
+                fold,
             })?;
             println!(
                 "best validation AUC {:.4} at epoch {} of {}; {:.0} s; run in {}",

@@ -32,6 +32,9 @@ pub struct RunState {
     pub params: usize,
     pub samples: serde_json::Value,
     pub seconds: f64,
+    /// The k-fold split the run was trained on (`None`: the seeded split).
+    #[serde(default)]
+    pub fold: Option<data::Fold>,
 }
 
 pub struct TrainArgs {
@@ -44,6 +47,8 @@ pub struct TrainArgs {
     pub resume: bool,
     pub negatives_per_scan: usize,
     pub quiet: bool,
+    /// A k-fold split instead of the seeded train / validation / test one.
+    pub fold: Option<data::Fold>,
 }
 
 pub fn run_dir(out: &Path, kind: ModelKind) -> PathBuf {
@@ -80,6 +85,7 @@ pub fn train(args: &TrainArgs) -> anyhow::Result<RunState> {
         cache: &args.cache,
         negatives_per_scan: args.negatives_per_scan,
         only: None,
+        fold: args.fold,
         verbose: !args.quiet,
     })?;
     let train_idx = ds.indices(Some(Split::Train));
@@ -123,6 +129,7 @@ pub fn train(args: &TrainArgs) -> anyhow::Result<RunState> {
         params,
         samples,
         seconds: 0.0,
+        fold: args.fold,
     };
     let checkpoint = dir.join("checkpoint.json");
     if args.resume && checkpoint.is_file() {

@@ -109,6 +109,7 @@ pub fn tune(args: &TuneArgs) -> anyhow::Result<Vec<TrialResult>> {
             resume: false,
             negatives_per_scan: args.negatives_per_scan,
             quiet: true,
+            fold: None,
         })?;
         eprintln!(
             "trial {i}: validation AUC {:.4} (epoch {}), {:.0} s",
