@@ -65,17 +65,53 @@ pub fn calibration(p: &[f32], labels: &[bool], bins: usize) -> Option<Calibratio
     })
 }
 
+/// The temperature T > 0 that minimises the log loss of σ(logit(p) / T) on `p`, `labels`
+/// (fitted on validation, applied to test: temperature scaling). Golden-section search over
+/// log T in [1/20, 20].
+pub fn fit_temperature(p: &[f32], labels: &[bool]) -> f64 {
+    let logits: Vec<f64> = p.iter().map(|&p| logit(p)).collect();
+    let loss = |log_t: f64| -> f64 {
+        let t = log_t.exp();
+        logits
+            .iter()
+            .zip(labels)
+            .map(|(&z, &y)| {
+                let z = z / t;
+                // −log σ(z) for a positive, −log(1 − σ(z)) for a negative.
+                let m = if y { -z } else { z };
+                if m > 30.0 { m } else { m.exp().ln_1p() }
+            })
+            .sum()
+    };
+    let (mut lo, mut hi) = ((1.0f64 / 20.0).ln(), 20.0f64.ln());
+    let ratio = (5f64.sqrt() - 1.0) / 2.0;
+    for _ in 0..80 {
+        let a = hi - ratio * (hi - lo);
+        let b = lo + ratio * (hi - lo);
+        if loss(a) < loss(b) {
+            hi = b;
+        } else {
+            lo = a;
+        }
+    }
+    ((lo + hi) / 2.0).exp()
+}
+
+/// σ(logit(p) / t).
+pub fn scale_temperature(p: f32, t: f64) -> f32 {
+    (1.0 / (1.0 + (-logit(p) / t).exp())) as f32
+}
+
+fn logit(p: f32) -> f64 {
+    let p = f64::from(p).clamp(1e-6, 1.0 - 1e-6);
+    (p / (1.0 - p)).ln()
+}
+
 /// Maximum-likelihood (intercept, slope) of `label ~ logit(p)`, by Newton's method with step
 /// halving (a 2 × 2 system; probabilities clamped to [1e-6, 1 − 1e-6] so that the logit is
 /// finite).
 fn logistic_fit(p: &[f32], labels: &[bool]) -> (f64, f64) {
-    let x: Vec<f64> = p
-        .iter()
-        .map(|&p| {
-            let p = f64::from(p).clamp(1e-6, 1.0 - 1e-6);
-            (p / (1.0 - p)).ln()
-        })
-        .collect();
+    let x: Vec<f64> = p.iter().map(|&p| logit(p)).collect();
     let y: Vec<f64> = labels.iter().map(|&l| f64::from(u8::from(l))).collect();
     // log(1 + e^z) without overflow.
     let softplus = |z: f64| if z > 30.0 { z } else { z.exp().ln_1p() };
@@ -160,5 +196,11 @@ mod tests {
         assert!((s.slope - 1.0 / 3.0).abs() < 0.05, "slope {}", s.slope);
         assert!(s.ece > c.ece && s.brier > c.brier);
         assert!(calibration(&p, &vec![true; p.len()], 10).is_none());
+        // Temperature scaling undoes the sharpening: T ≈ 3, and the scaled ECE is small again.
+        let t = fit_temperature(&sharp, &labels);
+        assert!((t - 3.0).abs() < 0.2, "temperature {t}");
+        let scaled: Vec<f32> = sharp.iter().map(|&q| scale_temperature(q, t)).collect();
+        let back = calibration(&scaled, &labels, 10).expect("both classes");
+        assert!(back.ece < 0.02, "ece after scaling {}", back.ece);
     }
 }
