@@ -26,7 +26,7 @@ use crate::analysis_protocol::{
 };
 use crate::inference::{ComputeBackend, best_device, cpu_device};
 use crate::protocol::Incoming;
-use crate::worker::fetch_bytes;
+use crate::web::fetch_bytes;
 
 /// Patches per model call: large enough for WebGPU to pay, small enough that Cancel and
 /// progress come every fraction of a second on the CPU.

@@ -79,7 +79,9 @@ impl Decoder {
             _on_message: None,
             _on_error: None,
         }));
-        spawn(&decoder);
+        // The first worker too starts from the sources once they are fetched, so its script
+        // and wasm are fetched (and compiled) once; an open before then starts one from the
+        // URLs (`open`).
         let weak = Rc::downgrade(&decoder);
         wasm_bindgen_futures::spawn_local(async move {
             let state = match WorkerSources::fetch().await {
@@ -98,6 +100,12 @@ impl Decoder {
                     "network"
                 }
             };
+            if let Some(decoder) = weak.upgrade() {
+                let idle = decoder.borrow().worker.is_none();
+                if idle {
+                    spawn(&decoder);
+                }
+            }
             // For the tests: from here on, a restart fetches nothing.
             if let Some(body) = web_sys::window()
                 .and_then(|w| w.document())

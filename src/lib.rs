@@ -17,4 +17,6 @@ pub mod analysis_worker;
 #[cfg(all(target_arch = "wasm32", feature = "inference"))]
 pub mod inference;
 #[cfg(target_arch = "wasm32")]
+pub mod web;
+#[cfg(target_arch = "wasm32")]
 pub mod worker;

@@ -3,7 +3,7 @@
 //! input. Pure; the UI (`src/components/reports.rs`) turns them into files.
 
 use nodulens_core::Volume;
-use nodulens_detect::{Report, ReportDocument, ReportSource, SrContext, findings_csv, sr};
+use nodulens_detect::{Report, ReportDocument, ReportSource, SrContext, sr};
 use serde::ser::{Serialize, SerializeMap, Serializer};
 
 use crate::analysis::AnalysisResult;
@@ -36,10 +36,6 @@ pub fn json_document(report: &Report, result: &AnalysisResult, volume: &Volume) 
     };
     // Plain data (strings, numbers, maps): serialising it cannot fail.
     serde_json::to_string_pretty(&document).unwrap_or_default() + "\n"
-}
-
-pub fn csv_table(report: &Report) -> String {
-    findings_csv(report)
 }
 
 /// Why no SR can be written for `volume` (not DICOM, or a UID it must refer to is missing).
@@ -176,7 +172,7 @@ mod tests {
     #[test]
     fn the_csv_has_a_row_per_finding_shown() {
         let (a, _) = analysed();
-        let csv = csv_table(&a.report().expect("a report"));
+        let csv = nodulens_detect::findings_csv(&a.report().expect("a report"));
         assert_eq!(csv.lines().count(), 3);
     }
 

@@ -24,6 +24,7 @@ use wasm_bindgen_futures::JsFuture;
 use web_sys::{DedicatedWorkerGlobalScope, MessageEvent};
 
 use crate::protocol::{Finished, InputFile, LoadProgress, LoadStage, Request, Response, Throttle};
+use crate::web::{fetch_bytes, js_error_text};
 
 /// Whole files being read ahead of the decoder. Reads in flight overlap their fixed costs
 /// (64 read a folder about as fast as all at once), and bound what waits in memory
@@ -248,13 +249,6 @@ impl Drop for ReaderWorker {
     fn drop(&mut self) {
         self.worker.terminate();
     }
-}
-
-pub(crate) fn js_error_text(e: &JsValue) -> String {
-    if let Some(err) = e.dyn_ref::<js_sys::Error>() {
-        return String::from(err.message());
-    }
-    e.as_string().unwrap_or_else(|| format!("{e:?}"))
 }
 
 fn scope() -> DedicatedWorkerGlobalScope {
@@ -541,29 +535,6 @@ async fn open_and_stream(source: &dyn FileSource, blobs: Option<&BrowserFiles>, 
         }
         Err(message) => post(&Response::Failed { message }),
     }
-}
-
-pub(crate) async fn fetch_bytes(url: &str) -> Result<Vec<u8>, String> {
-    let response = JsFuture::from(scope().fetch_with_str(url))
-        .await
-        .map_err(|e| format!("could not download {url}: {}", js_error_text(&e)))?;
-    let response: web_sys::Response = response
-        .dyn_into()
-        .map_err(|_| format!("could not download {url}: not a response"))?;
-    if !response.ok() {
-        return Err(format!(
-            "could not download {url}: HTTP {} {}",
-            response.status(),
-            response.status_text()
-        ));
-    }
-    let body = response
-        .array_buffer()
-        .map_err(|e| format!("could not download {url}: {}", js_error_text(&e)))?;
-    let buffer = JsFuture::from(body)
-        .await
-        .map_err(|e| format!("could not download {url}: {}", js_error_text(&e)))?;
-    Ok(Uint8Array::new(&buffer).to_vec())
 }
 
 fn handle(request: Request) {

@@ -7,11 +7,12 @@
 //! policy without `blob:` in `worker-src`), the decoder forgets the sources and goes back to
 //! the URLs (`src/decoder.rs`).
 
-use js_sys::{Array, Object, Reflect, Uint8Array};
+use js_sys::{Array, Object, Reflect};
+use nodulens_app::web::{fetch_array, js_error_text};
 use wasm_bindgen::JsCast;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::JsFuture;
-use web_sys::{Blob, BlobPropertyBag, Response, Url, Worker};
+use web_sys::{Blob, BlobPropertyBag, Url, Worker};
 
 /// Appended to Trunk's `decode-worker.js` (wasm-bindgen's no-modules glue) in the blob: the
 /// first message brings the compiled module and the file reader's script; errors reach the
@@ -39,15 +40,15 @@ impl WorkerSources {
     /// Fetches `decode-worker.js`, `decode-worker_bg.wasm` (compiled here) and
     /// `file-reader.js`.
     pub async fn fetch() -> Result<WorkerSources, String> {
-        let glue = fetch_bytes("decode-worker.js").await?;
-        let wasm = fetch_bytes("decode-worker_bg.wasm").await?;
+        let glue = fetch_array("decode-worker.js").await?;
+        let wasm = fetch_array("decode-worker_bg.wasm").await?;
         let module = JsFuture::from(js_sys::WebAssembly::compile(&wasm))
             .await
-            .map_err(js_text)?
+            .map_err(|e| js_error_text(&e))?
             .dyn_into::<js_sys::WebAssembly::Module>()
-            .map_err(js_text)?;
+            .map_err(|e| js_error_text(&e))?;
         let script_url = blob_url(&[glue.into(), JsValue::from_str(BOOTSTRAP)])?;
-        let reader_url = match fetch_bytes("file-reader.js").await {
+        let reader_url = match fetch_array("file-reader.js").await {
             Ok(reader) => blob_url(&[reader.into()])?,
             Err(_) => absolute("file-reader.js")?,
         };
@@ -73,29 +74,13 @@ impl WorkerSources {
     }
 }
 
-async fn fetch_bytes(path: &str) -> Result<Uint8Array, String> {
-    let window = web_sys::window().ok_or("no window")?;
-    let response: Response = JsFuture::from(window.fetch_with_str(path))
-        .await
-        .map_err(js_text)?
-        .dyn_into()
-        .map_err(js_text)?;
-    if !response.ok() {
-        return Err(format!("{path}: HTTP {}", response.status()));
-    }
-    let buffer = JsFuture::from(response.array_buffer().map_err(js_text)?)
-        .await
-        .map_err(js_text)?;
-    Ok(Uint8Array::new(&buffer))
-}
-
 fn blob_url(parts: &[JsValue]) -> Result<String, String> {
     let options = BlobPropertyBag::new();
     options.set_type("text/javascript");
     let blob =
         Blob::new_with_u8_array_sequence_and_options(&parts.iter().collect::<Array>(), &options)
-            .map_err(js_text)?;
-    Url::create_object_url_with_blob(&blob).map_err(js_text)
+            .map_err(|e| js_error_text(&e))?;
+    Url::create_object_url_with_blob(&blob).map_err(|e| js_error_text(&e))
 }
 
 fn absolute(path: &str) -> Result<String, String> {
@@ -103,12 +88,8 @@ fn absolute(path: &str) -> Result<String, String> {
         .ok_or("no window")?
         .location()
         .href()
-        .map_err(js_text)?;
+        .map_err(|e| js_error_text(&e))?;
     Url::new_with_base(path, &href)
         .map(|url| url.href())
-        .map_err(js_text)
-}
-
-fn js_text(e: JsValue) -> String {
-    e.as_string().unwrap_or_else(|| format!("{e:?}"))
+        .map_err(|e| js_error_text(&e))
 }

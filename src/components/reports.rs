@@ -5,11 +5,12 @@
 use std::rc::Rc;
 
 use nodulens_app::reports::{self, P_MALIGNANT_MEANING};
+use nodulens_app::web;
 use nodulens_core::view::{self, Plane, Window};
 use nodulens_detect::{Finding, Report};
 use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
-use web_sys::{Blob, BlobPropertyBag, HtmlAnchorElement, Response, Url};
+use web_sys::{Blob, BlobPropertyBag, HtmlAnchorElement, Url};
 use yew::prelude::*;
 
 use super::canvas;
@@ -70,19 +71,7 @@ fn random_seed() -> u128 {
 
 /// Fetches a text file of the app (the model card, the manifest).
 async fn fetch_text(path: &str) -> Result<String, String> {
-    let window = web_sys::window().ok_or("no window")?;
-    let response: Response = JsFuture::from(window.fetch_with_str(path))
-        .await
-        .map_err(|e| format!("{e:?}"))?
-        .dyn_into()
-        .map_err(|_| "not a response")?;
-    if !response.ok() {
-        return Err(format!("{path}: HTTP {}", response.status()));
-    }
-    let text = JsFuture::from(response.text().map_err(|e| format!("{e:?}"))?)
-        .await
-        .map_err(|e| format!("{e:?}"))?;
-    text.as_string().ok_or_else(|| "not text".to_owned())
+    String::from_utf8(web::fetch_bytes(path).await?).map_err(|_| format!("{path}: not UTF-8 text"))
 }
 
 #[derive(Properties, PartialEq)]
@@ -134,7 +123,7 @@ pub fn reports_panel(props: &ReportsProps) -> Html {
         save(
             "csv",
             "text/csv",
-            Rc::new(move || Ok(reports::csv_table(&report).into_bytes())),
+            Rc::new(move || Ok(nodulens_detect::findings_csv(&report).into_bytes())),
         )
     };
     let on_sr = {

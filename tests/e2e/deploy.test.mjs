@@ -182,8 +182,8 @@ test('where the host\'s policy refuses blob: workers, the decoder restarts from 
     page.on('pageerror', (e) => errors.push(String(e)));
     await page.goto(url);
     await page.waitForFunction(() => document.body.dataset.decoderSources, null, { timeout: 60_000 });
-    // Starts: 1 at load; after the first scan a blob: worker (refused) and one from the URLs;
-    // after the second scan, decoded by that worker, one more from the URLs.
+    // Starts: at load a blob: worker (refused) and one from the URLs; after the first scan
+    // one more from the URLs (3), after the second another (4).
     for (const starts of [3, 4]) {
       await page.click('[data-testid="open-sample"]');
       await page.waitForFunction((n) => Number(document.body.dataset.decoderStarts) >= n, starts, { timeout: 60_000 });

@@ -134,10 +134,7 @@ pub fn evaluate_dataset(
     let probs = predict(&loaded.classifier, ds, &idx)?;
     let labels: Vec<bool> = idx.iter().map(|&i| ds.samples[i].label).collect();
     let mut report = metrics::report(&probs, &labels, loaded.threshold, seed);
-    let key = match kind {
-        ModelKind::Malignancy => "p_malignant",
-        ModelKind::Nodule => "p_nodule",
-    };
+    let key = probability_key(kind);
     let predictions: Vec<serde_json::Value> = idx
         .iter()
         .zip(&probs)
@@ -166,11 +163,7 @@ pub fn evaluate_dataset(
     };
     report["split_seed"] = seed.into();
     report["model"] = loaded.source.clone().into();
-    report["roc"] = metrics::roc_points(&probs, &labels)
-        .into_iter()
-        .map(|(fpr, tpr)| serde_json::json!([fpr, tpr]))
-        .collect::<Vec<_>>()
-        .into();
+    report["roc"] = roc_json(&probs, &labels);
     let mut predictions = predictions;
     if kind == ModelKind::Malignancy {
         let readers: Vec<f32> = idx
@@ -209,6 +202,23 @@ pub fn evaluate_dataset(
     }
     report["predictions"] = predictions.into();
     Ok(report)
+}
+
+/// The name of a prediction's probability in reports.
+fn probability_key(kind: ModelKind) -> &'static str {
+    match kind {
+        ModelKind::Malignancy => "p_malignant",
+        ModelKind::Nodule => "p_nodule",
+    }
+}
+
+/// The ROC curve as `[[fpr, tpr], …]`.
+fn roc_json(probs: &[f32], labels: &[bool]) -> serde_json::Value {
+    metrics::roc_points(probs, labels)
+        .into_iter()
+        .map(|(fpr, tpr)| serde_json::json!([fpr, tpr]))
+        .collect::<Vec<_>>()
+        .into()
 }
 
 /// Bootstrap resamples of the intervals of the AUC gains.
@@ -280,10 +290,7 @@ pub fn evaluate_out_of_fold(args: &EvalArgs, folds: &Path) -> anyhow::Result<ser
     if dirs.is_empty() {
         bail!("no fold-K folders in {}", folds.display());
     }
-    let key = match args.kind {
-        ModelKind::Malignancy => "p_malignant",
-        ModelKind::Nodule => "p_nodule",
-    };
+    let key = probability_key(args.kind);
     let (mut probs, mut labels, mut readers, mut measured) = (vec![], vec![], vec![], vec![]);
     let (mut predictions, mut thresholds, mut seen) = (vec![], vec![], vec![]);
     // Each fold's test probabilities after a temperature fitted on that fold's validation.
@@ -371,11 +378,7 @@ pub fn evaluate_out_of_fold(args: &EvalArgs, folds: &Path) -> anyhow::Result<ser
     report["folds"] = count.into();
     report["split_seed"] = seed.into();
     report["model"] = folds.display().to_string().into();
-    report["roc"] = metrics::roc_points(&probs, &labels)
-        .into_iter()
-        .map(|(fpr, tpr)| serde_json::json!([fpr, tpr]))
-        .collect::<Vec<_>>()
-        .into();
+    report["roc"] = roc_json(&probs, &labels);
     report["predictions"] = predictions.into();
     Ok(report)
 }

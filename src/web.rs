@@ -1,0 +1,53 @@
+//! Browser plumbing shared by the page and its workers: fetching a file of the app and the
+//! text of a JavaScript error.
+
+use js_sys::Uint8Array;
+use wasm_bindgen::JsCast;
+use wasm_bindgen::prelude::*;
+use wasm_bindgen_futures::JsFuture;
+
+/// The message of a JavaScript error (an `Error`'s message, a string, or its debug form).
+pub fn js_error_text(e: &JsValue) -> String {
+    if let Some(err) = e.dyn_ref::<js_sys::Error>() {
+        return String::from(err.message());
+    }
+    e.as_string().unwrap_or_else(|| format!("{e:?}"))
+}
+
+/// Fetches `url` (relative to the page or the worker) and returns its body; the error says
+/// which file and why.
+pub async fn fetch_array(url: &str) -> Result<Uint8Array, String> {
+    let global = js_sys::global();
+    // The same `fetch` on the page (Window) and in a worker (WorkerGlobalScope).
+    let request = match global.dyn_ref::<web_sys::Window>() {
+        Some(window) => window.fetch_with_str(url),
+        None => global
+            .unchecked_ref::<web_sys::WorkerGlobalScope>()
+            .fetch_with_str(url),
+    };
+    let response = JsFuture::from(request)
+        .await
+        .map_err(|e| format!("could not download {url}: {}", js_error_text(&e)))?;
+    let response: web_sys::Response = response
+        .dyn_into()
+        .map_err(|_| format!("could not download {url}: not a response"))?;
+    if !response.ok() {
+        return Err(format!(
+            "could not download {url}: HTTP {} {}",
+            response.status(),
+            response.status_text()
+        ));
+    }
+    let body = response
+        .array_buffer()
+        .map_err(|e| format!("could not download {url}: {}", js_error_text(&e)))?;
+    let buffer = JsFuture::from(body)
+        .await
+        .map_err(|e| format!("could not download {url}: {}", js_error_text(&e)))?;
+    Ok(Uint8Array::new(&buffer))
+}
+
+/// [`fetch_array`], copied into wasm memory.
+pub async fn fetch_bytes(url: &str) -> Result<Vec<u8>, String> {
+    Ok(fetch_array(url).await?.to_vec())
+}
