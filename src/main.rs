@@ -292,6 +292,7 @@ mod app {
 
 #[cfg(target_arch = "wasm32")]
 fn main() {
+    nodulens_app::web::run_static_constructors();
     yew::Renderer::<app::App>::new().render();
 }
 

@@ -1,5 +1,5 @@
-//! Browser plumbing shared by the page and its workers: fetching a file of the app and the
-//! text of a JavaScript error.
+//! Browser plumbing shared by the page and its workers: the binaries' static constructors,
+//! fetching a file of the app and the text of a JavaScript error.
 
 use js_sys::Uint8Array;
 use wasm_bindgen::JsCast;
@@ -50,4 +50,22 @@ pub async fn fetch_array(url: &str) -> Result<Uint8Array, String> {
 /// [`fetch_array`], copied into wasm memory.
 pub async fn fetch_bytes(url: &str) -> Result<Vec<u8>, String> {
     Ok(fetch_array(url).await?.to_vec())
+}
+
+/// Runs the module's static constructors once; every binary's `main` calls it first.
+///
+/// wasm-ld links a binary that never calls `__wasm_call_ctors` itself "command-style": it then
+/// runs every constructor again at the start of *every* exported function, that is on every
+/// call from JavaScript into the wasm (each event handler, each JS value handed in). burn's
+/// GPU backend registers dozens of kernels through `inventory` constructors, so in the
+/// analysis worker that was about 10 ms per slice message and 1.5 s per scan. An explicit
+/// call makes the link a "reactor": constructors run here, once. (See the `inventory` crate's
+/// "WebAssembly and constructors".)
+pub fn run_static_constructors() {
+    unsafe extern "C" {
+        fn __wasm_call_ctors();
+    }
+    // SAFETY: wasm-ld's synthetic function, called once at start-up before anything relies
+    // on a constructor having run.
+    unsafe { __wasm_call_ctors() }
 }

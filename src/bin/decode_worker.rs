@@ -3,6 +3,7 @@
 
 #[cfg(target_arch = "wasm32")]
 fn main() {
+    nodulens_app::web::run_static_constructors();
     nodulens_app::worker::run();
 }
 
