@@ -10,6 +10,9 @@
 //! }
 //! let scored = scoring.finish()?;                                    // (site, p) each
 //! ```
+//!
+//! Items may also arrive while scoring runs ([`Scoring::push`]): the browser segments
+//! candidates chunk by chunk and hands each chunk's patches to a helper worker at once.
 
 /// Patches for up to `batch_size` items, `patch_len` values each, laid end to end.
 #[derive(Debug, Clone, PartialEq)]
@@ -61,6 +64,8 @@ pub struct Scoring<T> {
     patch_len: usize,
     batch_size: usize,
     next: usize,
+    /// `first..end` of every batch handed out, by id.
+    batches: Vec<(usize, usize)>,
 }
 
 impl<T> Scoring<T> {
@@ -72,11 +77,28 @@ impl<T> Scoring<T> {
             patch_len,
             batch_size: batch_size.max(1),
             next: 0,
+            batches: Vec::new(),
         }
     }
 
-    /// The next batch, its patches cut by `patch` (which appends `patch_len` values for one
-    /// item); `None` once every item has been handed out.
+    /// More items to score, after those already given.
+    pub fn push(&mut self, items: impl IntoIterator<Item = T>) {
+        let before = self.candidates.len();
+        self.candidates.extend(items);
+        self.probabilities.resize(
+            self.probabilities.len() + self.candidates.len() - before,
+            None,
+        );
+    }
+
+    /// Items given but not yet handed out in a batch.
+    pub fn pending(&self) -> usize {
+        self.candidates.len() - self.next
+    }
+
+    /// The next batch (up to `batch_size` of the items not handed out yet), its patches cut by
+    /// `patch` (which appends `patch_len` values for one item); `None` while every item given
+    /// so far has been handed out.
     pub fn next_batch(&mut self, mut patch: impl FnMut(&T, &mut Vec<f32>)) -> Option<PatchBatch> {
         if self.next >= self.candidates.len() {
             return None;
@@ -91,8 +113,9 @@ impl<T> Scoring<T> {
             patches.resize(before + self.patch_len, 0.0);
         }
         self.next = end;
+        self.batches.push((first, end));
         Some(PatchBatch {
-            id: first / self.batch_size,
+            id: self.batches.len() - 1,
             first,
             patches,
             count: end - first,
@@ -101,11 +124,7 @@ impl<T> Scoring<T> {
 
     /// The probabilities of batch `id`, one per candidate, in the batch's order.
     pub fn submit(&mut self, id: usize, probabilities: &[f32]) -> Result<(), ScoringError> {
-        let first = id
-            .checked_mul(self.batch_size)
-            .filter(|&f| f < self.next)
-            .ok_or(ScoringError::UnknownBatch(id))?;
-        let end = (first + self.batch_size).min(self.candidates.len());
+        let &(first, end) = self.batches.get(id).ok_or(ScoringError::UnknownBatch(id))?;
         if probabilities.len() != end - first {
             return Err(ScoringError::WrongCount {
                 id,
@@ -184,6 +203,42 @@ mod tests {
             scored.iter().map(|(_, p)| *p).collect::<Vec<_>>(),
             [0.0, 0.1, 0.2, 0.3, 0.4]
         );
+    }
+
+    #[test]
+    fn items_pushed_while_scoring_are_batched_after_the_others() {
+        let mut scoring = Scoring::new(vec![0.0f32, 1.0, 2.0], 1, 2);
+        let first = scoring.next_batch(|x, out| out.push(*x)).unwrap();
+        assert_eq!(scoring.pending(), 1);
+        scoring.push([3.0, 4.0, 5.0]);
+        assert_eq!(scoring.pending(), 4);
+        let mut batches = vec![first];
+        while let Some(b) = scoring.next_batch(|x, out| out.push(*x)) {
+            batches.push(b);
+        }
+        let items: Vec<Vec<f32>> = batches.iter().map(|b| b.patches.clone()).collect();
+        assert_eq!(items, [vec![0.0, 1.0], vec![2.0, 3.0], vec![4.0, 5.0]]);
+        // Nothing left until more items come; a short batch when fewer than batch_size wait.
+        assert!(scoring.next_batch(|x, out| out.push(*x)).is_none());
+        scoring.push([6.0]);
+        let last = scoring.next_batch(|x, out| out.push(*x)).unwrap();
+        assert_eq!((last.id, last.first, last.len()), (3, 6, 1));
+        batches.push(last);
+        assert_eq!(
+            scoring.clone().finish().unwrap_err(),
+            ScoringError::Unfinished(7)
+        );
+        for b in batches.iter().rev() {
+            let p: Vec<f32> = b.patches.iter().map(|x| x / 10.0).collect();
+            scoring.submit(b.id, &p).unwrap();
+        }
+        let scored: Vec<f32> = scoring
+            .finish()
+            .unwrap()
+            .into_iter()
+            .map(|(_, p)| p)
+            .collect();
+        assert_eq!(scored, [0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6]);
     }
 
     #[test]
