@@ -194,9 +194,12 @@ fn on_message(weak: &Weak<RefCell<Analyser>>, data: JsValue) {
                     .collect();
                 web_sys::console::info_1(
                     &format!(
-                        "nodulens analysis timings (ms): {}, result over to the page {:.0}",
+                        "nodulens analysis timings (ms): {}, result over to the page {:.0}; \
+                         {} of {} patches scored by helpers",
                         stages.join(", "),
-                        js_sys::Date::now() - result.posted_at_ms
+                        js_sys::Date::now() - result.posted_at_ms,
+                        result.helper_patches,
+                        2 * result.scored
                     )
                     .into(),
                 );

@@ -74,6 +74,9 @@ pub struct AnalysisResult {
     /// The volume's and the pipeline's warnings.
     pub warnings: Vec<Warning>,
     pub backend: Backend,
+    /// Patches (of `2 × scored`) that the analysis worker's scoring helpers scored.
+    #[serde(default)]
+    pub helper_patches: usize,
     /// Milliseconds per stage, in order.
     pub timings_ms: Vec<(String, f64)>,
     /// `Date.now()` when the worker posted the result (the page logs how long it took over).
@@ -424,6 +427,7 @@ pub(crate) mod tests {
             lungs_covered: true,
             warnings: Vec::new(),
             backend: Backend::Cpu,
+            helper_patches: 0,
             timings_ms: Vec::new(),
             posted_at_ms: 0.0,
             model: serde_json::Value::Null,

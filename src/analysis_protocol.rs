@@ -95,6 +95,9 @@ pub enum Fault {
     GpuLost,
     /// The worker panics in its first scoring batch (a crash, not an error message).
     Crash,
+    /// The first scoring helper panics on its first batch (the worker scores the helper's
+    /// batches itself).
+    HelperCrash,
 }
 
 /// How an analysis worker is started: read from its script URL's query string, which the
@@ -114,6 +117,7 @@ impl WorkerOptions {
                 Some(("backend", "cpu")) => options.force_cpu = true,
                 Some(("fault", "gpu-lost")) => options.fault = Some(Fault::GpuLost),
                 Some(("fault", "crash")) => options.fault = Some(Fault::Crash),
+                Some(("fault", "helper-crash")) => options.fault = Some(Fault::HelperCrash),
                 _ => {}
             }
         }
@@ -129,6 +133,7 @@ impl WorkerOptions {
         match self.fault {
             Some(Fault::GpuLost) => parts.push("fault=gpu-lost"),
             Some(Fault::Crash) => parts.push("fault=crash"),
+            Some(Fault::HelperCrash) => parts.push("fault=helper-crash"),
             None => {}
         }
         if parts.is_empty() {
@@ -140,7 +145,7 @@ impl WorkerOptions {
 }
 
 #[cfg(target_arch = "wasm32")]
-pub use wire::{from_js, to_js};
+pub use wire::{from_js, open, seal, to_js, transfer_with};
 
 #[cfg(target_arch = "wasm32")]
 mod wire {
@@ -149,38 +154,62 @@ mod wire {
     use serde::de::DeserializeOwned;
     use wasm_bindgen::{JsCast, JsValue};
 
-    /// The envelope of `data` (and `voxels`, transferred) and its transfer list. The data
-    /// travel as one JSON string: building a JS object field by field
-    /// (`serde_wasm_bindgen`) took seconds for a result of 300 findings in a worker.
+    /// An envelope holding `data` and its (empty) transfer list. The data travel as one JSON
+    /// string: building a JS object field by field (`serde_wasm_bindgen`) took seconds for a
+    /// result of 300 findings in a worker.
+    pub fn seal<T: Serialize>(data: &T) -> Result<(Object, Array), String> {
+        let obj = Object::new();
+        let data =
+            JsValue::from_str(&serde_json::to_string(data).map_err(|e| format!("encode: {e}"))?);
+        Reflect::set(&obj, &"data".into(), &data).map_err(|e| format!("{e:?}"))?;
+        Ok((obj, Array::new()))
+    }
+
+    /// Puts `value` in the envelope under `key`, its `buffer` in the transfer list.
+    pub fn transfer_with(
+        (obj, transfer): &(Object, Array),
+        key: &str,
+        value: &JsValue,
+        buffer: &JsValue,
+    ) -> Result<(), String> {
+        Reflect::set(obj, &key.into(), value).map_err(|e| format!("{e:?}"))?;
+        transfer.push(buffer);
+        Ok(())
+    }
+
+    /// An envelope's data, and its field `key` if it is an `A`.
+    pub fn open<T: DeserializeOwned, A: JsCast>(
+        value: &JsValue,
+        key: &str,
+    ) -> Result<(T, Option<A>), String> {
+        let data = Reflect::get(value, &"data".into())
+            .ok()
+            .and_then(|d| d.as_string())
+            .ok_or("malformed message: no data")?;
+        let data = serde_json::from_str(&data).map_err(|e| format!("malformed: {e}"))?;
+        let field = Reflect::get(value, &key.into())
+            .ok()
+            .and_then(|v| v.dyn_into::<A>().ok());
+        Ok((data, field))
+    }
+
+    /// The envelope of `data` (and `voxels`, transferred) and its transfer list.
     pub fn to_js<T: Serialize>(
         data: &T,
         voxels: Option<&Int16Array>,
     ) -> Result<(JsValue, Array), String> {
-        let obj = Object::new();
-        let transfer = Array::new();
-        let data =
-            JsValue::from_str(&serde_json::to_string(data).map_err(|e| format!("encode: {e}"))?);
-        Reflect::set(&obj, &"data".into(), &data).map_err(|e| format!("{e:?}"))?;
+        let envelope = seal(data)?;
         if let Some(voxels) = voxels {
-            Reflect::set(&obj, &"voxels".into(), voxels).map_err(|e| format!("{e:?}"))?;
-            transfer.push(&voxels.buffer());
+            transfer_with(&envelope, "voxels", voxels, &voxels.buffer())?;
         }
-        Ok((obj.into(), transfer))
+        Ok((envelope.0.into(), envelope.1))
     }
 
     /// An envelope's data and voxels.
     pub fn from_js<T: DeserializeOwned>(
         value: &JsValue,
     ) -> Result<(T, Option<Int16Array>), String> {
-        let data = Reflect::get(value, &"data".into())
-            .ok()
-            .and_then(|d| d.as_string())
-            .ok_or("malformed message: no data")?;
-        let data = serde_json::from_str(&data).map_err(|e| format!("malformed: {e}"))?;
-        let voxels = Reflect::get(value, &"voxels".into())
-            .ok()
-            .and_then(|v| v.dyn_into::<Int16Array>().ok());
-        Ok((data, voxels))
+        open(value, "voxels")
     }
 }
 
@@ -203,6 +232,10 @@ mod tests {
             WorkerOptions {
                 force_cpu: true,
                 fault: Some(Fault::Crash),
+            },
+            WorkerOptions {
+                force_cpu: true,
+                fault: Some(Fault::HelperCrash),
             },
         ] {
             assert_eq!(WorkerOptions::from_query(&options.to_query()), options);

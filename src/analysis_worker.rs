@@ -12,10 +12,10 @@ use std::rc::Rc;
 
 use js_sys::Int16Array;
 use nodulens_detect::{
-    Scoring, Site, all_findings, candidates, lung_mask, lungs_covered, merge_duplicates,
-    report_warnings, sites,
+    Site, all_findings, candidates, lung_mask, lungs_covered, merge_duplicates, report_warnings,
+    sites,
 };
-use nodulens_model::{Classifier, Device, Manifest, ModelKind};
+use nodulens_model::{Classifier, Manifest, ModelKind};
 use wasm_bindgen::JsCast;
 use wasm_bindgen::prelude::*;
 use web_sys::{DedicatedWorkerGlobalScope, MessageEvent};
@@ -24,13 +24,18 @@ use crate::analysis::{AnalysisResult, AnalysisStage, Backend};
 use crate::analysis_protocol::{
     AnalysisError, Fault, FromAnalysis, ToAnalysis, WorkerOptions, from_js, to_js,
 };
+use crate::analysis_scoring::JobScoring;
+use crate::helper_pool::HelperPool;
+use crate::helper_protocol::{helper_count, is_helper};
 use crate::inference::{ComputeBackend, best_device, cpu_device};
 use crate::protocol::Incoming;
 use crate::web::fetch_bytes;
 
-/// Patches per model call: large enough for WebGPU to pay, small enough that Cancel and
-/// progress come every fraction of a second on the CPU.
-const BATCH: usize = 64;
+/// Candidates segmented between two looks at the page's messages and the helpers' answers
+/// (about 0.1 s in the browser).
+const SEGMENT_CHUNK: usize = 32;
+/// Patches per model call in the warm-up.
+const WARM_UP_BATCH: usize = 64;
 
 struct Models {
     nodule: Classifier,
@@ -40,6 +45,8 @@ struct Models {
     /// The report's `model` object and the models' short id (see [`AnalysisResult`]).
     describe: serde_json::Value,
     short_id: String,
+    /// Scoring helpers (CPU only): `None` where none could start.
+    helpers: Option<HelperPool>,
 }
 
 #[derive(Default)]
@@ -107,6 +114,9 @@ fn is_current(job: u64) -> bool {
 }
 
 pub fn run() {
+    if is_helper(&scope().location().search()) {
+        return crate::scoring_helper::run();
+    }
     let options = WorkerOptions::from_query(&scope().location().search());
     STATE.with(|s| s.borrow_mut().options = options);
     let on_message = Closure::<dyn FnMut(MessageEvent)>::new(|event: MessageEvent| {
@@ -120,7 +130,7 @@ pub fn run() {
     on_message.forget();
     post(&FromAnalysis::Started, None);
     wasm_bindgen_futures::spawn_local(async move {
-        let loaded = load_models(options.force_cpu).await;
+        let loaded = load_models(options).await;
         match &loaded {
             Ok((models, why_not_webgpu)) => post(
                 &FromAnalysis::Ready {
@@ -137,16 +147,19 @@ pub fn run() {
 
 /// Fetches the manifest and both weight files next to the worker, checks their SHA-256 and
 /// loads them on WebGPU (else the CPU).
-async fn load_models(force_cpu: bool) -> Result<(Rc<Models>, Option<String>), AnalysisError> {
+async fn load_models(
+    options: WorkerOptions,
+) -> Result<(Rc<Models>, Option<String>), AnalysisError> {
+    let force_cpu = options.force_cpu;
+    let crash_a_helper = options.fault == Some(Fault::HelperCrash);
     let models_error = AnalysisError::Models;
-    let manifest = fetch_bytes("models/manifest.json")
+    let manifest_text = fetch_bytes("models/manifest.json")
         .await
         .map_err(models_error)?;
-    let manifest = String::from_utf8(manifest)
-        .map_err(|e| AnalysisError::Models(format!("manifest.json: {e}")))
-        .and_then(|text| {
-            Manifest::from_json(&text).map_err(|e| AnalysisError::Models(e.to_string()))
-        })?;
+    let manifest_text = String::from_utf8(manifest_text)
+        .map_err(|e| AnalysisError::Models(format!("manifest.json: {e}")))?;
+    let manifest =
+        Manifest::from_json(&manifest_text).map_err(|e| AnalysisError::Models(e.to_string()))?;
     let (device, backend, why_not_webgpu) = if force_cpu {
         (
             cpu_device(),
@@ -156,38 +169,51 @@ async fn load_models(force_cpu: bool) -> Result<(Rc<Models>, Option<String>), An
     } else {
         best_device().await
     };
-    let load = |kind: ModelKind, bytes: Vec<u8>, device: &Device| {
-        let entry = manifest
+    let entry = |kind: ModelKind| {
+        manifest
             .model(kind)
-            .ok_or_else(|| AnalysisError::Models(format!("no {} model", kind.name())))?;
-        entry
-            .verify(&bytes)
-            .map_err(|e| AnalysisError::Models(e.to_string()))?;
-        Classifier::from_manifest(entry, bytes, device)
-            .map_err(|e| AnalysisError::Models(format!("{}: {e}", kind.name())))
+            .ok_or_else(|| AnalysisError::Models(format!("no {} model", kind.name())))
     };
     let mut weights = Vec::new();
     for kind in ModelKind::ALL {
-        let file = &manifest
-            .model(kind)
-            .ok_or_else(|| AnalysisError::Models(format!("no {} model", kind.name())))?
-            .file;
-        weights.push(
-            fetch_bytes(&format!("models/{file}"))
-                .await
-                .map_err(AnalysisError::Models)?,
-        );
+        let entry = entry(kind)?;
+        let bytes = fetch_bytes(&format!("models/{}", entry.file))
+            .await
+            .map_err(AnalysisError::Models)?;
+        entry
+            .verify(&bytes)
+            .map_err(|e| AnalysisError::Models(e.to_string()))?;
+        weights.push(bytes);
     }
-    let malignancy_bytes = weights.pop().unwrap_or_default();
-    let nodule_bytes = weights.pop().unwrap_or_default();
+    let [nodule_bytes, malignancy_bytes]: [Vec<u8>; 2] = weights
+        .try_into()
+        .map_err(|_| AnalysisError::Models("expected two weight files".into()))?;
+    // On the CPU, helpers load the same models on the other cores meanwhile.
+    let helpers = (backend == ComputeBackend::Cpu)
+        .then(|| {
+            let count = helper_count(cores());
+            (count > 0).then(|| {
+                HelperPool::start(
+                    count,
+                    &manifest_text,
+                    [&nodule_bytes, &malignancy_bytes],
+                    crash_a_helper,
+                )
+            })
+        })
+        .flatten();
+    let load = |kind: ModelKind, bytes: Vec<u8>| {
+        Classifier::from_manifest(entry(kind)?, bytes, &device)
+            .map_err(|e| AnalysisError::Models(format!("{}: {e}", kind.name())))
+    };
     let operating_point = manifest.operating_point().unwrap_or(0.5);
     let backend = match backend {
         ComputeBackend::WebGpu => Backend::WebGpu,
         ComputeBackend::Cpu => Backend::Cpu,
     };
-    let models = Models {
-        nodule: load(ModelKind::Nodule, nodule_bytes, &device)?,
-        malignancy: load(ModelKind::Malignancy, malignancy_bytes, &device)?,
+    let mut models = Models {
+        nodule: load(ModelKind::Nodule, nodule_bytes)?,
+        malignancy: load(ModelKind::Malignancy, malignancy_bytes)?,
         operating_point,
         backend,
         describe: manifest.describe(
@@ -198,9 +224,24 @@ async fn load_models(force_cpu: bool) -> Result<(Rc<Models>, Option<String>), An
             },
         ),
         short_id: manifest.short_id(),
+        helpers: None,
     };
     warm_up(&models).await;
+    if let Some(pool) = helpers {
+        let ready = pool.until_ready().await;
+        web_sys::console::log_1(&format!("nodulens analysis: {ready} scoring helper(s)").into());
+        models.helpers = (ready > 0).then_some(pool);
+    }
     Ok((Rc::new(models), why_not_webgpu))
+}
+
+/// Logical cores, as the browser reports them (1 where it does not say).
+fn cores() -> usize {
+    js_sys::Reflect::get(&js_sys::global(), &"navigator".into())
+        .and_then(|navigator| js_sys::Reflect::get(&navigator, &"hardwareConcurrency".into()))
+        .ok()
+        .and_then(|n| n.as_f64())
+        .map_or(1, |n| n.max(1.0) as usize)
 }
 
 /// Runs the pipeline once on the synthetic chest (a twentieth of a CT's voxels) before the
@@ -223,7 +264,7 @@ async fn warm_up(models: &Models) {
     for classifier in [&models.nodule, &models.malignancy] {
         let config = &classifier.preprocess;
         let mut patches = Vec::new();
-        for site in measured.iter().cycle().take(BATCH) {
+        for site in measured.iter().cycle().take(WARM_UP_BATCH) {
             site.cut_patch(&volume, config, &mut patches);
         }
         // A failure here shows on the first scan, where it is reported.
@@ -343,11 +384,11 @@ async fn models(job: u64) -> Option<Result<Rc<Models>, AnalysisError>> {
     }
 }
 
-/// The injected fault, if it is due (once per worker).
+/// The worker's own injected fault, if it is due (once per worker).
 fn take_fault() -> Option<Fault> {
     STATE.with(|s| {
         let mut s = s.borrow_mut();
-        if s.fault_used {
+        if s.fault_used || s.options.fault == Some(Fault::HelperCrash) {
             return None;
         }
         s.fault_used = true;
@@ -392,29 +433,68 @@ async fn analyse(
     let found = candidates(&volume, &mask);
     lap("candidates", &mut timings);
     checkpoint!(AnalysisStage::Measuring);
-    let measured = sites(&volume, &found);
-    lap("segmentation", &mut timings);
-    let total = 2 * measured.len();
-    let mut done = 0;
-    progress(job, AnalysisStage::Scoring, done, total);
-    let mut probabilities = Vec::new();
-    for classifier in [&models.nodule, &models.malignancy] {
-        match score(
-            job,
-            classifier,
-            &measured,
-            &volume,
-            models.backend,
-            &mut done,
-            total,
-        )
-        .await
-        {
-            Ok(Some(p)) => probabilities.push(p),
-            Ok(None) => return,
-            Err(e) => return fail(Some(job), e),
+    match take_fault() {
+        Some(Fault::GpuLost) => {
+            return fail(
+                Some(job),
+                AnalysisError::Gpu("the GPU device was lost (injected by ?fault=gpu-lost)".into()),
+            );
+        }
+        Some(Fault::Crash) => panic!("analysis worker crash injected by ?fault=crash"),
+        // The helpers' fault (`take_fault` never gives it).
+        Some(Fault::HelperCrash) | None => {}
+    }
+    // Segment chunk by chunk; each chunk's patches go to the helpers at once, so they score
+    // while this worker segments.
+    let mut scoring = JobScoring::new(
+        [&models.nodule, &models.malignancy],
+        models.backend,
+        &volume,
+        models.helpers.as_ref(),
+    );
+    let mut measured: Vec<Site> = Vec::new();
+    let mut segmented = 0;
+    for chunk in found.chunks(SEGMENT_CHUNK) {
+        let first = measured.len();
+        measured.extend(sites(&volume, chunk));
+        scoring.push(first..measured.len());
+        if let Err(e) = scoring.collect() {
+            return fail(Some(job), e);
+        }
+        scoring.lend(&measured);
+        segmented += chunk.len();
+        progress(job, AnalysisStage::Measuring, segmented, found.len());
+        yield_now().await;
+        if !is_current(job) {
+            return;
         }
     }
+    lap("segmentation", &mut timings);
+    let total = 2 * measured.len();
+    loop {
+        if let Err(e) = scoring.collect() {
+            return fail(Some(job), e);
+        }
+        scoring.lend(&measured);
+        progress(job, AnalysisStage::Scoring, scoring.done(), total);
+        match scoring.score_one_here(&measured).await {
+            Ok(true) => yield_now().await,
+            Ok(false) => {
+                if !scoring.wait_for_helpers().await {
+                    break;
+                }
+            }
+            Err(e) => return fail(Some(job), e),
+        }
+        if !is_current(job) {
+            return;
+        }
+    }
+    let helper_patches = scoring.helper_patches();
+    let probabilities = match scoring.finish(measured.len()) {
+        Ok(p) => p,
+        Err(e) => return fail(Some(job), e),
+    };
     lap("scoring", &mut timings);
     let [p_nodule, p_malignant] = [&probabilities[0], &probabilities[1]];
     let scored: Vec<(Site, f32, f32)> = measured
@@ -435,6 +515,7 @@ async fn analyse(
         lungs_covered: lungs_covered(&warnings, &mask),
         warnings,
         backend: models.backend,
+        helper_patches,
         timings_ms: timings,
         posted_at_ms: js_sys::Date::now(),
         model: models.describe.clone(),
@@ -449,51 +530,4 @@ async fn analyse(
             None,
         );
     }
-}
-
-/// One model's probabilities per site, batch by batch; `None` when the job was cancelled.
-async fn score(
-    job: u64,
-    classifier: &Classifier,
-    measured: &[Site],
-    volume: &nodulens_core::Volume,
-    backend: Backend,
-    done: &mut usize,
-    total: usize,
-) -> Result<Option<Vec<f32>>, AnalysisError> {
-    let config = &classifier.preprocess;
-    let mut scoring = Scoring::new((0..measured.len()).collect(), config.patch_len(), BATCH);
-    while let Some(batch) = scoring.next_batch(|&i, out| measured[i].cut_patch(volume, config, out))
-    {
-        let probabilities = match take_fault() {
-            Some(Fault::GpuLost) => Err(AnalysisError::Gpu(
-                "the GPU device was lost (injected by ?fault=gpu-lost)".into(),
-            )),
-            Some(Fault::Crash) => panic!("analysis worker crash injected by ?fault=crash"),
-            None => classifier
-                .predict_async(&batch.patches)
-                .await
-                .map_err(|e| match backend {
-                    Backend::WebGpu => AnalysisError::Gpu(e.to_string()),
-                    Backend::Cpu => AnalysisError::Internal(e.to_string()),
-                }),
-        }?;
-        scoring
-            .submit(batch.id, &probabilities)
-            .map_err(|e| AnalysisError::Internal(e.to_string()))?;
-        *done += probabilities.len();
-        progress(job, AnalysisStage::Scoring, *done, total);
-        yield_now().await;
-        if !is_current(job) {
-            return Ok(None);
-        }
-    }
-    let mut by_site = vec![0.0f32; measured.len()];
-    for (i, p) in scoring
-        .finish()
-        .map_err(|e| AnalysisError::Internal(e.to_string()))?
-    {
-        by_site[i] = p;
-    }
-    Ok(Some(by_site))
 }

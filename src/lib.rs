@@ -8,14 +8,21 @@
 pub mod analysis;
 pub mod analysis_protocol;
 pub mod display;
+pub mod helper_protocol;
 pub mod protocol;
 pub mod reports;
 pub mod state;
 
 #[cfg(all(target_arch = "wasm32", feature = "inference"))]
+mod analysis_scoring;
+#[cfg(all(target_arch = "wasm32", feature = "inference"))]
 pub mod analysis_worker;
 #[cfg(all(target_arch = "wasm32", feature = "inference"))]
+mod helper_pool;
+#[cfg(all(target_arch = "wasm32", feature = "inference"))]
 pub mod inference;
+#[cfg(all(target_arch = "wasm32", feature = "inference"))]
+mod scoring_helper;
 #[cfg(target_arch = "wasm32")]
 pub mod web;
 #[cfg(target_arch = "wasm32")]

@@ -2,9 +2,25 @@
 // feature `inference`) as analysis-worker.js + analysis-worker_bg.wasm, unhashed, next to this
 // file. The page passes its options in this script's query string (?backend=cpu, ?fault=…),
 // which the worker reads from its own location.
+//
+// With ?role=helper this is one of the analysis worker's scoring helpers (src/helper_pool.rs):
+// its first message brings the compiled module (nothing is fetched or compiled again) and the
+// models, which the wasm reads from self.NODULENS_START.
 importScripts('./analysis-worker.js');
-wasm_bindgen({ module_or_path: './analysis-worker_bg.wasm' }).catch((e) => {
-  // Tell the page instead of leaving it waiting for "started".
-  const data = { kind: 'failed', job: null, error: { kind: 'startup', message: String(e) } };
+const helper = new URLSearchParams(self.location.search).get('role') === 'helper';
+const start = (module_or_path) => wasm_bindgen({ module_or_path }).catch((e) => {
+  // Tell whoever started this worker instead of leaving it waiting.
+  const data = helper
+    ? { kind: 'failed', request: null, message: `the scoring helper could not start: ${e}` }
+    : { kind: 'failed', job: null, error: { kind: 'startup', message: String(e) } };
   postMessage({ data: JSON.stringify(data) });
 });
+if (helper) {
+  self.onmessage = (event) => {
+    self.onmessage = null;
+    self.NODULENS_START = event.data;
+    start(event.data.module ?? './analysis-worker_bg.wasm');
+  };
+} else {
+  start('./analysis-worker_bg.wasm');
+}

@@ -55,6 +55,11 @@ pub fn findings_panel(props: &FindingsProps) -> Html {
         Callback::from(move |_: MouseEvent| cb.emit(()))
     };
     let backend = analysis.backend.map_or("…", |b| b.label());
+    // How much of the scoring the analysis worker's helpers did (for the tests).
+    let helper_patches = analysis
+        .result
+        .as_ref()
+        .map(|r| r.helper_patches.to_string());
 
     let body = analysis.result.as_ref().map(|result| {
         let shown = analysis.shown();
@@ -207,7 +212,8 @@ pub fn findings_panel(props: &FindingsProps) -> Html {
                     <button class="button" data-testid="analyse" onclick={on_rerun}>{ "Analyse again" }</button>
                 }
             </div>
-            <div class="backend">{ "Models on " }<span data-testid="backend">{ backend }</span></div>
+            <div class="backend">{ "Models on " }<span data-testid="backend"
+                data-helper-patches={helper_patches}>{ backend }</span></div>
             if let Some(notice) = analysis.notice.clone() {
                 <div class="notice" data-testid="analysis-notice">{ notice }</div>
             }

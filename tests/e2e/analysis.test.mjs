@@ -1,8 +1,9 @@
 // The analysis in the page, as a user meets it: a scan opened is analysed in a worker of its
 // own; the findings equal native `nodulens detect`'s on the bundled sample
 // (tests/fixtures/detect/sample_findings.json, written natively by crates/cli/tests/detect.rs)
-// on the CPU and on WebGPU (SwiftShader here); a GPU failure or the worker's death reruns the
-// job on the CPU; Cancel stops it; images that are not CT are not analysed, and the page says
+// on the CPU (with the worker's scoring helpers on the other cores) and on WebGPU (SwiftShader
+// here); a GPU failure or the worker's death reruns the job on the CPU; a helper's death
+// leaves its batches to the worker; Cancel stops it; images that are not CT are not analysed, and the page says
 // why. Run `trunk build --release` first (scripts/test.sh does).
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -39,6 +40,12 @@ async function waitForState(page, state, timeout = ANALYSIS_MS) {
   await page.locator(`[data-testid="analysis-status"][data-state="${state}"]`).waitFor({ timeout });
 }
 
+/** Patches the analysis worker's scoring helpers scored, and the browser's logical cores. */
+async function helperPatches(page) {
+  const patches = Number(await page.locator('[data-testid="backend"]').getAttribute('data-helper-patches'));
+  return { patches, cores: await page.evaluate(() => navigator.hardwareConcurrency) };
+}
+
 async function shownFindings(page) {
   return page.$$eval('[data-testid="finding"]', (rows) => rows.map((r) => ({
     center: r.dataset.centerMm.split(',').map(Number),
@@ -73,6 +80,9 @@ test('the sample is analysed on the CPU: native findings, markers, table, thresh
   assert.equal(await page.locator('[data-testid="backend"]').innerText(), 'CPU');
   const found = await shownFindings(page);
   assertNative(found, 'CPU');
+  // With a second core, a helper scored part of the batches (the same wasm: the same numbers).
+  const { patches, cores } = await helperPatches(page);
+  if (cores >= 2) assert.ok(patches > 0, `${cores} cores, yet no patch scored by a helper`);
   // A NIfTI scan has no DICOM SR, and the page says why.
   assert.ok(await page.locator('[data-testid="download-sr"]').isDisabled(), 'no SR for NIfTI');
   assert.match(await page.locator('[data-testid="sr-unavailable"]').innerText(), /No DICOM SR: .*read from NIfTI/);
@@ -153,6 +163,18 @@ for (const [fault, because] of [['gpu-lost', /WebGPU failed/], ['crash', /analys
     await page.close();
   });
 }
+
+test('a scoring helper that crashes mid-job leaves its batches to the worker: native findings', async () => {
+  const { page, errors } = await openSample(browser, '?fault=helper-crash');
+  await waitForState(page, 'done');
+  assert.equal(await page.locator('[data-testid="backend"]').innerText(), 'CPU');
+  assertNative(await shownFindings(page), 'after a helper crash');
+  // The crashed helper is the only one on two cores: everything was scored by the worker.
+  const { patches, cores } = await helperPatches(page);
+  if (cores === 2) assert.equal(patches, 0, 'patches scored by the crashed helper');
+  assert.deepEqual(errors, []);
+  await page.close();
+});
 
 test('Cancel stops the analysis between batches; "Analyse again" finishes it', async () => {
   const { page, errors } = await openSample(browser);
