@@ -115,8 +115,7 @@ fn spawn(this: &AnalyserRef) {
     }
     a.started = false;
     a.queue.clear();
-    let url = format!("{WORKER_URL}{}", a.options.to_query());
-    match Worker::new(&url) {
+    match nodulens_app::web::start_worker(WORKER_URL, &a.options.to_query()) {
         Ok(worker) => {
             worker.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
             worker.set_onerror(Some(on_error.as_ref().unchecked_ref()));

@@ -100,7 +100,7 @@ pub enum Fault {
     HelperCrash,
 }
 
-/// How an analysis worker is started: read from its script URL's query string, which the
+/// How an analysis worker is started: read from the query string it is named with, which the
 /// page sets from its own (`?backend=cpu`, `?fault=gpu-lost`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct WorkerOptions {

@@ -114,10 +114,11 @@ fn is_current(job: u64) -> bool {
 }
 
 pub fn run() {
-    if is_helper(&scope().location().search()) {
+    let query = crate::web::own_options();
+    if is_helper(&query) {
         return crate::scoring_helper::run();
     }
-    let options = WorkerOptions::from_query(&scope().location().search());
+    let options = WorkerOptions::from_query(&query);
     STATE.with(|s| s.borrow_mut().options = options);
     let on_message = Closure::<dyn FnMut(MessageEvent)>::new(|event: MessageEvent| {
         match from_js::<ToAnalysis>(&event.data()) {

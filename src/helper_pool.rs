@@ -101,7 +101,11 @@ impl Shared {
                     h.health = Health::Ready;
                 }
             }
-            FromHelper::Failed { request: None, .. } => {
+            FromHelper::Failed {
+                request: None,
+                message: why,
+            } => {
+                web_sys::console::warn_1(&format!("scoring helper {helper} stopped: {why}").into());
                 if let Some(h) = self.helpers.get_mut(helper) {
                     h.health = Health::Gone;
                     h.worker.terminate();
@@ -159,7 +163,7 @@ impl HelperPool {
         crash: bool,
     ) -> Result<Helper, String> {
         let fault = if crash { "&fault=helper-crash" } else { "" };
-        let worker = Worker::new(&format!("{HELPER_URL}?{HELPER_QUERY}{fault}"))
+        let worker = crate::web::start_worker(HELPER_URL, &format!("?{HELPER_QUERY}{fault}"))
             .map_err(|e| crate::web::js_error_text(&e))?;
         let shared = Rc::downgrade(&self.shared);
         let on_message = Closure::<dyn FnMut(MessageEvent)>::new({

@@ -146,7 +146,7 @@ pub fn helper_count(cores: usize) -> usize {
 /// The query of a helper's script URL.
 pub const HELPER_QUERY: &str = "role=helper";
 
-/// Whether a worker whose location has `query` is a helper.
+/// Whether a worker started with the options `query` (its name) is a helper.
 pub fn is_helper(query: &str) -> bool {
     query
         .trim_start_matches('?')

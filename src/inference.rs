@@ -32,6 +32,7 @@ thread_local! {
 /// The WebGPU device, initialised on first use; `Err` says why there is none (no
 /// `navigator.gpu`, no adapter, device request refused).
 pub async fn webgpu_device() -> Result<Device, String> {
+    crate::web::run_static_constructors();
     if let Some(known) = WEBGPU.with(|cell| cell.borrow().clone()) {
         return known;
     }
@@ -55,6 +56,7 @@ pub async fn webgpu_device() -> Result<Device, String> {
 
 /// The CPU device (always available).
 pub fn cpu_device() -> Device {
+    crate::web::run_static_constructors();
     Device::flex()
 }
 

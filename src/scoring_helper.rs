@@ -118,7 +118,7 @@ fn run_now(classifier: &Classifier, patches: &[f32]) -> Result<Vec<f32>, String>
 }
 
 fn score(request: u64, model: HelperModel, patches: Vec<f32>) {
-    let options = WorkerOptions::from_query(&scope().location().search());
+    let options = WorkerOptions::from_query(&crate::web::own_options());
     if options.fault == Some(Fault::HelperCrash) {
         panic!("scoring helper crash injected by ?fault=helper-crash");
     }

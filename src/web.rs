@@ -52,20 +52,47 @@ pub async fn fetch_bytes(url: &str) -> Result<Vec<u8>, String> {
     Ok(fetch_array(url).await?.to_vec())
 }
 
-/// Runs the module's static constructors once; every binary's `main` calls it first.
+/// Starts the worker script at `url` with `options` (a query string such as
+/// `?backend=cpu&fault=crash`) as its name, where [`own_options`] reads them back.
+///
+/// Not in the script's URL: once the service worker has cached the app it answers
+/// `worker.js?x=y` with its cached `worker.js` (the cache ignores the query), and a worker's
+/// `location` is the response's URL, so the query would be lost on every visit but the first.
+pub fn start_worker(url: &str, options: &str) -> Result<web_sys::Worker, JsValue> {
+    let settings = web_sys::WorkerOptions::new();
+    settings.set_name(options);
+    web_sys::Worker::new_with_options(url, &settings)
+}
+
+/// The options this worker was started with by [`start_worker`] (its name).
+pub fn own_options() -> String {
+    js_sys::global()
+        .unchecked_into::<web_sys::DedicatedWorkerGlobalScope>()
+        .name()
+}
+
+/// Runs the module's static constructors once; every binary's `main` calls it first, and the
+/// burn device functions call it too, for binaries (the wasm test harness) that have no `main`
+/// of ours. Later calls do nothing.
 ///
 /// wasm-ld links a binary that never calls `__wasm_call_ctors` itself "command-style": it then
 /// runs every constructor again at the start of *every* exported function, that is on every
 /// call from JavaScript into the wasm (each event handler, each JS value handed in). burn's
 /// GPU backend registers dozens of kernels through `inventory` constructors, so in the
 /// analysis worker that was about 10 ms per slice message and 1.5 s per scan. An explicit
-/// call makes the link a "reactor": constructors run here, once. (See the `inventory` crate's
-/// "WebAssembly and constructors".)
+/// call makes the link a "reactor": constructors run when called, once. (See the `inventory`
+/// crate's "WebAssembly and constructors".) Since the call exists in the library, every binary
+/// linking it is a reactor and must reach this function before it relies on a constructor.
 pub fn run_static_constructors() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    static DONE: AtomicBool = AtomicBool::new(false);
+    if DONE.swap(true, Ordering::Relaxed) {
+        return;
+    }
     unsafe extern "C" {
         fn __wasm_call_ctors();
     }
-    // SAFETY: wasm-ld's synthetic function, called once at start-up before anything relies
-    // on a constructor having run.
+    // SAFETY: wasm-ld's synthetic function; the flag above makes it run at most once per
+    // instance, before anything here relies on a constructor having run.
     unsafe { __wasm_call_ctors() }
 }

@@ -1,13 +1,14 @@
 // Starts the analysis worker: Trunk builds the `analysis-worker` binary (data-type="worker",
 // feature `inference`) as analysis-worker.js + analysis-worker_bg.wasm, unhashed, next to this
-// file. The page passes its options in this script's query string (?backend=cpu, ?fault=…),
-// which the worker reads from its own location.
+// file. The page passes its options as the worker's name, a query string (?backend=cpu,
+// ?fault=…): not in this script's URL, which the service worker answers from its cache without
+// the query once the app is installed (src/web.rs, start_worker).
 //
 // With ?role=helper this is one of the analysis worker's scoring helpers (src/helper_pool.rs):
 // its first message brings the compiled module (nothing is fetched or compiled again) and the
 // models, which the wasm reads from self.NODULENS_START.
 importScripts('./analysis-worker.js');
-const helper = new URLSearchParams(self.location.search).get('role') === 'helper';
+const helper = new URLSearchParams(self.name).get('role') === 'helper';
 const start = (module_or_path) => wasm_bindgen({ module_or_path }).catch((e) => {
   // Tell whoever started this worker instead of leaving it waiting.
   const data = helper
