@@ -405,6 +405,7 @@ pub(crate) mod tests {
             nodule_type: NoduleType::Solid,
             solid_component_mm: None,
             calcified: false,
+            on_pleura: false,
             p_nodule,
             p_malignant: 0.1,
             lung_rads,

@@ -261,7 +261,7 @@ async fn warm_up(models: &Models) {
     drop(incoming);
     let mask = lung_mask(&volume);
     let found = candidates(&volume, &mask);
-    let measured = sites(&volume, &found);
+    let measured = sites(&volume, &mask, &found);
     for classifier in [&models.nodule, &models.malignancy] {
         let config = &classifier.preprocess;
         let mut patches = Vec::new();
@@ -457,7 +457,7 @@ async fn analyse(
     let mut segmented = 0;
     for chunk in found.chunks(SEGMENT_CHUNK) {
         let first = measured.len();
-        measured.extend(sites(&volume, chunk));
+        measured.extend(sites(&volume, &mask, chunk));
         scoring.push(first..measured.len());
         if let Err(e) = scoring.collect() {
             return fail(Some(job), e);

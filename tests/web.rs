@@ -407,7 +407,7 @@ mod models {
         let start = js_sys::Date::now();
         let mask = lung_mask(&volume);
         let found = candidates(&volume, &mask);
-        let measured = sites(&volume, &found);
+        let measured = sites(&volume, &mask, &found);
         let device = cpu_device();
         let mut p = Vec::new();
         for kind in ModelKind::ALL {

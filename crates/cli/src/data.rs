@@ -137,6 +137,9 @@ pub struct NoduleRow {
     pub texture: Option<u8>,
     /// The readers' calcification rating (1–5 a pattern, 6 absent), if given.
     pub calcification: Option<u8>,
+    /// The readers' lobulation and spiculation ratings (1 none … 5 marked), if given.
+    pub lobulation: Option<u8>,
+    pub spiculation: Option<u8>,
 }
 
 /// Reads `nodules.csv` (plain CSV, no quoted commas), by column name.
@@ -161,6 +164,7 @@ pub fn read_nodules_csv(dir: &Path) -> anyhow::Result<Vec<NoduleRow>> {
     let (c_diam, c_mal) = (col("diameter_mm")?, col("malignancy")?);
     // Optional ratings: read where the table has them.
     let (c_texture, c_calcification) = (col("texture").ok(), col("calcification").ok());
+    let (c_lobulation, c_spiculation) = (col("lobulation").ok(), col("spiculation").ok());
     let rating = |f: &[&str], c: Option<usize>| -> Option<u8> {
         let v: f64 = f.get(c?)?.trim().parse().ok()?;
         (v.is_finite() && (0.0..=255.0).contains(&v)).then(|| v.round() as u8)
@@ -202,6 +206,8 @@ pub fn read_nodules_csv(dir: &Path) -> anyhow::Result<Vec<NoduleRow>> {
             malignancy: malignancy.round() as u8,
             texture: rating(&f, c_texture),
             calcification: rating(&f, c_calcification),
+            lobulation: rating(&f, c_lobulation),
+            spiculation: rating(&f, c_spiculation),
         });
     }
     Ok(rows)
@@ -577,7 +583,7 @@ pub fn mine_negatives(volume: &Volume, marks: &[Mark], count: usize) -> Vec<nodu
     let mask = nodulens_detect::lung_mask(volume);
     let budget = count.max(nodulens_detect::MAX_CANDIDATES);
     let found = nodulens_detect::candidates_up_to(volume, &mask, budget);
-    nodulens_detect::sites(volume, &found)
+    nodulens_detect::sites(volume, &mask, &found)
         .into_iter()
         .filter(|s| marks.iter().all(|m| m.distance(s.center_mm) > 10.0))
         .take(count)
@@ -587,7 +593,7 @@ pub fn mine_negatives(volume: &Volume, marks: &[Mark], count: usize) -> Vec<nodu
 /// A crop's nodule as the pipeline would see it: the centre of our own segmentation near the
 /// table's centre, and the deterministic context around it.
 fn nodule_site(crop: &Volume, row: &NoduleRow) -> Option<([f64; 3], Volume)> {
-    let site = nodulens_detect::Site::at(crop, row.center, row.diameter_mm / 2.0 + 2.5)?;
+    let site = nodulens_detect::Site::at(crop, None, row.center, row.diameter_mm / 2.0 + 2.5)?;
     let context = preprocess::nodule_context(crop, site.center_mm, site.measurement.slices)?;
     Some((site.center_mm, context))
 }

@@ -129,7 +129,7 @@ pub fn analyse(
     let start = Instant::now();
     let mut measured: Vec<Site> = Vec::with_capacity(found.len());
     for chunk in found.chunks(16) {
-        measured.extend(sites(volume, chunk));
+        measured.extend(sites(volume, &mask, chunk));
         progress.inc(chunk.len() as u64);
     }
     t.measurement = ms(start);

@@ -237,7 +237,7 @@ fn measured_diameters(ds: &Dataset, idx: &[usize]) -> Vec<f32> {
     idx.iter()
         .map(|&i| {
             let s = &ds.samples[i];
-            nodulens_detect::Site::at(&ds.volumes[s.volume], s.center, MEASURE_MAX_SHIFT_MM)
+            nodulens_detect::Site::at(&ds.volumes[s.volume], None, s.center, MEASURE_MAX_SHIFT_MM)
                 .map_or(0.0, |site| site.measurement.diameter_mm as f32)
         })
         .collect()

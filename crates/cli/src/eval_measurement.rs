@@ -6,7 +6,7 @@ use std::path::Path;
 
 use anyhow::Context;
 use nodulens_detect::NoduleType;
-use nodulens_detect::measure::axes_of_largest_slice;
+use nodulens_detect::measure::{JUXTAPLEURAL_MAX_MM, axes_of_largest_slice};
 use serde::Serialize;
 
 use crate::data;
@@ -65,6 +65,37 @@ fn texture_index(texture: u8) -> Option<usize> {
     }
 }
 
+/// Solid crops under 10 mm (ours) that the pipeline marks as on the pleura, with the readers'
+/// ratings of those: what the juxtapleural rule would move to category 2 if their margins
+/// were smooth.
+#[derive(Debug, Default, Serialize)]
+struct OnPleura {
+    nodules: usize,
+    on_pleura: usize,
+    /// Of those on the pleura: rated lobulation and spiculation 1.
+    rated_smooth: usize,
+    /// Of those on the pleura: rated malignancy 4 or 5.
+    rated_malignant: usize,
+    /// Of those on the pleura: our mean diameter ≥ 6 mm (where category 2 would change the
+    /// category).
+    at_least_6_mm: usize,
+    crops: Vec<String>,
+}
+
+impl OnPleura {
+    fn add(&mut self, row: &data::NoduleRow, m: &nodulens_detect::Measurement) {
+        self.nodules += 1;
+        if !m.on_pleura {
+            return;
+        }
+        self.on_pleura += 1;
+        self.rated_smooth += usize::from(row.lobulation == Some(1) && row.spiculation == Some(1));
+        self.rated_malignant += usize::from(row.malignancy >= 4);
+        self.at_least_6_mm += usize::from(m.diameter_mm >= 6.0);
+        self.crops.push(row.image.clone());
+    }
+}
+
 /// Measures every crop of `crops` and returns the report.
 pub fn evaluate(crops: &Path) -> anyhow::Result<serde_json::Value> {
     let rows = data::read_nodules_csv(crops)?;
@@ -76,6 +107,8 @@ pub fn evaluate(crops: &Path) -> anyhow::Result<serde_json::Value> {
     let mut confusion = [[0usize; 3]; 3];
     // Calcification: [rated benign pattern (1, 2, 3, 5), rated absent (6)] × [ours no, yes].
     let mut calcified = [[0usize; 2]; 2];
+    // Solid crops under 10 mm (ours), where the juxtapleural rule could apply.
+    let mut on_pleura = OnPleura::default();
     for row in &rows {
         let band = BANDS
             .iter()
@@ -83,7 +116,9 @@ pub fn evaluate(crops: &Path) -> anyhow::Result<serde_json::Value> {
             .unwrap_or(0);
         counts[band] += 1;
         let crop = data::open_volume(&crops.join(&row.image))?;
-        let Some(site) = nodulens_detect::Site::at(&crop, row.center, row.diameter_mm / 2.0 + 2.5)
+        let lungs = nodulens_detect::LungMask::for_crop(&crop);
+        let Some(site) =
+            nodulens_detect::Site::at(&crop, Some(&lungs), row.center, row.diameter_mm / 2.0 + 2.5)
         else {
             unsegmented.push(row.image.clone());
             continue;
@@ -96,6 +131,10 @@ pub fn evaluate(crops: &Path) -> anyhow::Result<serde_json::Value> {
             Some(1 | 2 | 3 | 5) => calcified[0][usize::from(m.calcified)] += 1,
             Some(6) => calcified[1][usize::from(m.calcified)] += 1,
             _ => {}
+        }
+        if m.nodule_type == NoduleType::Solid && !m.calcified && m.diameter_mm < JUXTAPLEURAL_MAX_MM
+        {
+            on_pleura.add(row, m);
         }
         if row.mask.is_empty() {
             continue;
@@ -148,6 +187,7 @@ pub fn evaluate(crops: &Path) -> anyhow::Result<serde_json::Value> {
             "columns": "ours: not calcified, calcified",
             "counts": calcified,
         },
+        "on_pleura": on_pleura,
     }))
 }
 
@@ -181,6 +221,11 @@ pub fn run(data_root: &Path, json: Option<&Path>) -> anyhow::Result<()> {
     println!(
         "calcification (rows: benign pattern, absent; columns: ours no, yes): {}",
         report["calcification"]["counts"]
+    );
+    let p = &report["on_pleura"];
+    println!(
+        "on the pleura (solid < 10 mm): {} of {} crops; of those, rated smooth {}, rated malignancy 4-5 {}, ours >= 6 mm {}",
+        p["on_pleura"], p["nodules"], p["rated_smooth"], p["rated_malignant"], p["at_least_6_mm"],
     );
     println!(
         "not segmented: {}",

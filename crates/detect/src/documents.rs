@@ -121,6 +121,7 @@ mod tests {
             nodule_type: NoduleType::Solid,
             solid_component_mm: None,
             calcified: false,
+            on_pleura: false,
             p_nodule,
             p_malignant: 0.25,
             lung_rads: Category::ProbablyBenign,

@@ -35,13 +35,18 @@ pub struct Site {
 impl Site {
     /// The site of a finding near `seed_mm`: `None` when nothing there can be segmented
     /// (no tissue denser than aerated lung near the seed), or the segmentation lies more than
-    /// `max_shift_mm` from the seed.
-    pub fn at(volume: &Volume, seed_mm: [f64; 3], max_shift_mm: f64) -> Option<Site> {
+    /// `max_shift_mm` from the seed. `lungs`: the scan's, for the juxtapleural rule.
+    pub fn at(
+        volume: &Volume,
+        lungs: Option<&LungMask>,
+        seed_mm: [f64; 3],
+        max_shift_mm: f64,
+    ) -> Option<Site> {
         let seg = segment(volume, seed_mm)?;
         if seg.voxel_count() == 0 {
             return None;
         }
-        let measurement = measure(volume, &seg);
+        let measurement = measure(volume, &seg, lungs);
         let shift = distance_mm(measurement.center_mm, seed_mm);
         if shift > max_shift_mm {
             return None;
@@ -86,13 +91,14 @@ pub fn cut_patch(
     }
 }
 
-/// The candidates that can be segmented, as sites, in the candidates' order.
-pub fn sites(volume: &Volume, candidates: &[Candidate]) -> Vec<Site> {
+/// The candidates that can be segmented, as sites, in the candidates' order (`lungs`: the
+/// scan's mask, that the candidates were found in).
+pub fn sites(volume: &Volume, lungs: &LungMask, candidates: &[Candidate]) -> Vec<Site> {
     candidates
         .iter()
         .filter_map(|c| {
             let max_shift = (MAX_SHIFT_SCALES * c.scale_mm).max(MERGE_MIN_MM);
-            let mut site = Site::at(volume, c.center_mm, max_shift)?;
+            let mut site = Site::at(volume, Some(lungs), c.center_mm, max_shift)?;
             site.candidate = c.clone();
             Some(site)
         })
@@ -115,6 +121,10 @@ pub struct Finding {
     pub nodule_type: NoduleType,
     pub solid_component_mm: Option<f64>,
     pub calcified: bool,
+    /// A solid nodule under 10 mm on the pleura: a reader may apply Lung-RADS's juxtapleural
+    /// rule (category 2 when its margin is smooth).
+    #[serde(default)]
+    pub on_pleura: bool,
     pub p_nodule: f32,
     pub p_malignant: f32,
     pub lung_rads: Category,
@@ -181,6 +191,7 @@ fn finding(volume: &Volume, site: Site, p_nodule: f32, p_malignant: f32) -> Find
         nodule_type: m.nodule_type,
         solid_component_mm: m.solid_component_mm,
         calcified: m.calcified,
+        on_pleura: m.on_pleura,
         p_nodule,
         p_malignant,
         lung_rads: assessment.category,

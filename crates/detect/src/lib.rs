@@ -16,6 +16,7 @@ mod documents;
 mod findings;
 mod grid;
 mod integral;
+pub mod juxtapleural;
 mod lung;
 pub mod lung_rads;
 pub mod measure;

@@ -3,14 +3,15 @@
 //!
 //! Decided by the mean diameter rounded to 0.1 mm ([`Measurement::diameter_mm`]); the
 //! volume thresholds of the same rules (113, 268, 1,767, 14,137 mm³) are quoted in the rules'
-//! text. Not applied: the juxtapleural/perifissural rule (category 2 for a smooth solid
-//! nodule < 10 mm on the pleura or a fissure) — the pipeline cannot yet tell a smooth
-//! perifissural nodule, so such nodules are categorised by size; category 4X (extra
-//! suspicious features) and the S modifier need a reader.
+//! text. The juxtapleural rule (category 2 for a solid nodule < 10 mm on the pleura with a
+//! smooth margin) needs a reader: the pipeline tells a nodule on the pleura
+//! ([`crate::juxtapleural`]) but not reliably a smooth margin, so such a nodule keeps its size
+//! category and its rule says a reader may apply the juxtapleural rule. Perifissural nodules
+//! are not told; category 4X (extra suspicious features) and the S modifier need a reader.
 
 use serde::{Deserialize, Serialize};
 
-use crate::measure::{Measurement, NoduleType};
+use crate::measure::{JUXTAPLEURAL_MAX_MM, Measurement, NoduleType};
 
 /// A Lung-RADS category.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -91,6 +92,28 @@ pub fn categorise(m: &Measurement) -> Assessment {
     if m.calcified {
         return Assessment::new(Negative, "benign (calcified) nodule");
     }
+    let by_size = by_size(m);
+    if m.on_pleura
+        && m.nodule_type == NoduleType::Solid
+        && d < JUXTAPLEURAL_MAX_MM
+        && by_size.category > Benign
+    {
+        return Assessment::new(
+            by_size.category,
+            format!("{}; on the pleura: {JUXTAPLEURAL_NOTE}", by_size.rule),
+        );
+    }
+    by_size
+}
+
+/// What the rule of a solid nodule under 10 mm on the pleura adds.
+pub const JUXTAPLEURAL_NOTE: &str =
+    "category 2 if a reader finds its margin smooth (juxtapleural rule)";
+
+/// The category by attenuation and size.
+fn by_size(m: &Measurement) -> Assessment {
+    use Category::*;
+    let d = m.diameter_mm;
     match m.nodule_type {
         NoduleType::Solid => {
             if d < 6.0 {
@@ -169,6 +192,7 @@ mod tests {
             solid_share: 0.5,
             solid_component_mm: solid,
             calcified: false,
+            on_pleura: false,
             slices: [0, 0],
         }
     }
@@ -199,6 +223,30 @@ mod tests {
         assert_eq!(category(PartSolid, 12.0, Some(6.0)), "4A");
         assert_eq!(category(PartSolid, 12.0, Some(7.9)), "4A");
         assert_eq!(category(PartSolid, 12.0, Some(8.0)), "4B");
+    }
+
+    #[test]
+    fn solid_nodules_under_10_mm_on_the_pleura_keep_their_size_category_with_a_note() {
+        let on_pleura = |t: NoduleType, d: f64| {
+            let mut m = finding(t, d, None);
+            m.on_pleura = true;
+            categorise(&m)
+        };
+        let note = |a: &Assessment| a.rule.contains(JUXTAPLEURAL_NOTE);
+        for (d, code) in [(6.0, "3"), (8.0, "4A"), (9.9, "4A")] {
+            let a = on_pleura(NoduleType::Solid, d);
+            assert_eq!(a.category.code(), code, "{d} mm");
+            assert!(note(&a), "{d} mm: {}", a.rule);
+        }
+        // Category 2 already, 10 mm and above, or not solid: no note.
+        assert!(!note(&on_pleura(NoduleType::Solid, 5.9)));
+        assert!(!note(&on_pleura(NoduleType::Solid, 10.0)));
+        assert!(!note(&on_pleura(NoduleType::PartSolid, 9.0)));
+        assert!(
+            !categorise(&finding(NoduleType::Solid, 9.9, None))
+                .rule
+                .contains(JUXTAPLEURAL_NOTE)
+        );
     }
 
     #[test]

@@ -5,6 +5,8 @@
 use nodulens_core::Volume;
 use serde::{Deserialize, Serialize};
 
+use crate::juxtapleural::pleural_contact;
+use crate::lung::LungMask;
 use crate::morphology::for_each_neighbour;
 use crate::segment::Segmentation;
 
@@ -22,6 +24,8 @@ pub const GROUND_GLASS_MAX_SOLID: f64 = 0.10;
 pub const PART_SOLID_MAX_SOLID: f64 = 0.35;
 /// Calcium share at or above which a finding is calcified.
 pub const CALCIFIED_MIN_SHARE: f64 = 0.20;
+/// Lung-RADS's juxtapleural rule covers solid nodules below this mean diameter, mm.
+pub const JUXTAPLEURAL_MAX_MM: f64 = 10.0;
 
 /// Attenuation type.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -63,6 +67,10 @@ pub struct Measurement {
     pub solid_component_mm: Option<f64>,
     /// Calcium share at or above [`CALCIFIED_MIN_SHARE`].
     pub calcified: bool,
+    /// A solid, uncalcified nodule under [`JUXTAPLEURAL_MAX_MM`] on the pleura
+    /// ([`crate::juxtapleural`]): where the juxtapleural rule may apply.
+    #[serde(default)]
+    pub on_pleura: bool,
     /// First and last slice of the finding's body (the models' context along z).
     pub slices: [usize; 2],
 }
@@ -72,8 +80,9 @@ pub fn round_tenth(mm: f64) -> f64 {
     (mm * 10.0).round() / 10.0
 }
 
-/// Measures the finding `seg` of `volume`.
-pub fn measure(volume: &Volume, seg: &Segmentation) -> Measurement {
+/// Measures the finding `seg` of `volume`; with the scan's `lungs`, also whether it lies on
+/// the pleura (without them it is not marked).
+pub fn measure(volume: &Volume, seg: &Segmentation, lungs: Option<&LungMask>) -> Measurement {
     let spacing = volume.spacing();
     let (long, short) = axes_of_largest_slice(seg.mask(), seg.dims(), [spacing[0], spacing[1]]);
     let mut sum = 0.0;
@@ -107,18 +116,26 @@ pub fn measure(volume: &Volume, seg: &Segmentation) -> Measurement {
         let (l, s) = axes_of_largest_slice(&largest, seg.dims(), [spacing[0], spacing[1]]);
         round_tenth((l + s) / 2.0)
     });
+    let calcified = calcium as f64 / n >= CALCIFIED_MIN_SHARE;
+    let diameter_mm = round_tenth((long + short) / 2.0);
+    // Only where the rule could apply: the look costs two distance transforms.
+    let on_pleura = nodule_type == NoduleType::Solid
+        && !calcified
+        && diameter_mm < JUXTAPLEURAL_MAX_MM
+        && lungs.is_some_and(|lungs| pleural_contact(volume, seg, lungs).on_pleura());
     let c = seg.centroid_voxel();
     Measurement {
         center_mm: volume.voxel_to_world(c),
         long_axis_mm: long,
         short_axis_mm: short,
-        diameter_mm: round_tenth((long + short) / 2.0),
+        diameter_mm,
         volume_mm3: seg.volume_mm3(),
         mean_hu: sum / n,
         nodule_type,
         solid_share,
         solid_component_mm,
-        calcified: calcium as f64 / n >= CALCIFIED_MIN_SHARE,
+        calcified,
+        on_pleura,
         slices: seg.slices(),
     }
 }

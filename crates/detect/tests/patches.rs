@@ -12,7 +12,7 @@ use nodulens_detect::Site;
 const SCANS: [&str; 3] = ["LIDC-IDRI-0006", "LIDC-IDRI-0008", "LIDC-IDRI-0476"];
 
 fn patch(volume: &nodulens_core::Volume, centre: [f64; 3], radius: f64) -> Option<Vec<f32>> {
-    let site = Site::at(volume, centre, radius)?;
+    let site = Site::at(volume, None, centre, radius)?;
     let mut out = Vec::new();
     site.cut_patch(volume, &PreprocessConfig::default(), &mut out);
     Some(out)
