@@ -5,11 +5,11 @@
 //! `nodulens eval-measurement`), so the category stays by size and the rule's text says that a
 //! reader may apply the juxtapleural rule.
 //!
-//! - **The wall**: dense tissue in the finding's box, outside the lung mask, thick enough to
-//!   hold a ball of [`WALL_RADIUS_MM`] (the chest wall, mediastinum or diaphragm beyond the
-//!   pleura; not a vessel, bronchus or cavity wall, which the mask holds, nor the nodule
-//!   itself), and what such balls cover. The segmentation keeps a cap of it with a nodule on
-//!   the wall; the rest of the finding is the nodule proper.
+//! - **The wall**: dense tissue in the finding's box outside the lung mask (which ends at the
+//!   pleura and holds nodules against it, vessels, bronchi and cavity walls), where it is
+//!   thick enough somewhere to hold a ball of [`WALL_RADIUS_MM`]: the chest wall, mediastinum
+//!   or diaphragm. The segmentation keeps a cap of it with a nodule on the wall; the rest of
+//!   the finding is the nodule proper.
 //! - **On the pleura**: a broad share of the nodule proper's surface touches the wall.
 //!
 //! Fissures are not seen at this resolution and noise: a perifissural nodule is not marked.
@@ -20,7 +20,7 @@ use crate::lung::LungMask;
 use crate::morphology::{for_each_neighbour, squared_distance_3d};
 use crate::segment::Segmentation;
 
-/// Radius (mm) of the ball that fits in the wall and not in a vessel or nodule < 10 mm.
+/// Radius (mm) of a ball that fits in the wall and not in a vessel beside a nodule < 10 mm.
 pub const WALL_RADIUS_MM: f64 = 5.0;
 /// Share of the nodule proper's exposed faces that must touch the wall (a 7 mm ball sunk
 /// 1 mm into it: 0.13; a third of its surface on the wall for a hemisphere).
@@ -30,10 +30,13 @@ pub const MIN_CONTACT: f64 = 0.10;
 const MIN_ATTACHED: f64 = 0.05;
 
 /// How a finding sits against the pleura.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct PleuralContact {
     /// Share of the nodule proper's exposed faces (inside the finding's box) on the wall.
     pub contact: f64,
+    /// The nodule proper (the finding less the wall, in the finding's box) where the finding
+    /// holds some of the wall; `None` where it holds none.
+    pub nodule: Option<Vec<bool>>,
 }
 
 impl PleuralContact {
@@ -43,13 +46,17 @@ impl PleuralContact {
     }
 }
 
-/// The finding `seg`'s contact with the pleura, in `seg`'s box of `volume`
-/// (dense: above the threshold the finding was cut at) whose lungs are `lungs`.
+/// The finding `seg`'s contact with the pleura, in `seg`'s box of `volume` (dense: above the
+/// threshold the finding was cut at) whose lungs are `lungs`.
 pub fn pleural_contact(volume: &Volume, seg: &Segmentation, lungs: &LungMask) -> PleuralContact {
     let dims = seg.dims();
     let [nx, ny, nz] = dims;
     let o = seg.origin();
     let inside = seg.mask();
+    let world = |at: usize| {
+        let v = [at % nx, (at / nx) % ny, at / (nx * ny)];
+        volume.voxel_to_world([0, 1, 2].map(|a| (o[a] + v[a]) as f64))
+    };
     let mut dense = vec![false; inside.len()];
     for k in 0..nz {
         for j in 0..ny {
@@ -60,33 +67,37 @@ pub fn pleural_contact(volume: &Volume, seg: &Segmentation, lungs: &LungMask) ->
             }
         }
     }
-    let wall = if exposed_share(inside, dims, &dense) < MIN_ATTACHED {
-        vec![false; inside.len()]
-    } else {
-        let spacing = volume.spacing();
-        let r2 = WALL_RADIUS_MM * WALL_RADIUS_MM;
-        let air: Vec<bool> = dense.iter().map(|&d| !d).collect();
-        // Ball centres outside the lungs: the wall beyond the pleura, not a vessel, bronchus
-        // or cavity wall inside them (the mask holds those).
-        let centres: Vec<bool> = squared_distance_3d(&air, dims, spacing)
-            .into_iter()
-            .enumerate()
-            .map(|(at, d)| {
-                d >= r2 && {
-                    let v = [at % nx, (at / nx) % ny, at / (nx * ny)];
-                    let p = volume.voxel_to_world([0, 1, 2].map(|a| (o[a] + v[a]) as f64));
-                    !lungs.contains(volume, p)
-                }
-            })
-            .collect();
-        squared_distance_3d(&centres, dims, spacing)
-            .into_iter()
-            .map(|d| d <= r2)
-            .collect()
+    let none = PleuralContact {
+        contact: 0.0,
+        nodule: None,
     };
+    // Most candidates have nothing attached: no wall to look for.
+    if exposed_share(inside, dims, &dense) < MIN_ATTACHED {
+        return none;
+    }
+    // The wall: dense voxels outside the lungs (the mask ends at the pleura and holds
+    // nodules against it), where they are thick enough somewhere to hold the wall ball.
+    let wall: Vec<bool> = (0..dense.len())
+        .map(|at| dense[at] && !lungs.contains(volume, world(at)))
+        .collect();
+    if !wall.iter().any(|&w| w) {
+        return none;
+    }
+    let not_wall: Vec<bool> = wall.iter().map(|&w| !w).collect();
+    let thickest = squared_distance_3d(&not_wall, dims, volume.spacing())
+        .into_iter()
+        .fold(0.0, f64::max);
+    if thickest < WALL_RADIUS_MM * WALL_RADIUS_MM {
+        return none;
+    }
     let nodule: Vec<bool> = inside.iter().zip(&wall).map(|(&m, &w)| m && !w).collect();
     PleuralContact {
         contact: exposed_share(&nodule, dims, &wall),
+        nodule: wall
+            .iter()
+            .zip(inside)
+            .any(|(&w, &m)| w && m)
+            .then_some(nodule),
     }
 }
 
@@ -150,6 +161,28 @@ mod tests {
         // Just clear of the wall (0.5 mm of lung between): not on it.
         let clear = contact_at(&chest(4.0, ball(3.5)));
         assert!(!clear.on_pleura(), "{clear:?}");
+    }
+
+    #[test]
+    fn a_nodule_on_the_wall_is_measured_without_the_wall() {
+        let volume = chest(2.0, ball(3.5));
+        let seg = segment(&volume, [0.0, 0.0, 0.0]).expect("segmented");
+        let lungs = LungMask::for_crop(&volume);
+        let whole = crate::measure::measure(&volume, &seg, None);
+        let proper = crate::measure::measure(&volume, &seg, Some(&lungs));
+        // The segmentation holds a cap of wall; without it the 7 mm ball (less its 1.5 mm in
+        // the wall, on its largest section) is left.
+        assert!(whole.diameter_mm > 9.0, "whole {}", whole.diameter_mm);
+        assert!(
+            (5.5..=7.5).contains(&proper.diameter_mm),
+            "proper {}",
+            proper.diameter_mm
+        );
+        assert!(proper.volume_mm3 < 0.6 * whole.volume_mm3);
+        assert!(proper.on_pleura && !whole.on_pleura);
+        // Centre and slices stay the segmentation's (the models' patch does not move).
+        assert_eq!(proper.center_mm, whole.center_mm);
+        assert_eq!(proper.slices, whole.slices);
     }
 
     #[test]

@@ -24,6 +24,9 @@ pub const GROUND_GLASS_MAX_SOLID: f64 = 0.10;
 pub const PART_SOLID_MAX_SOLID: f64 = 0.35;
 /// Calcium share at or above which a finding is calcified.
 pub const CALCIFIED_MIN_SHARE: f64 = 0.20;
+/// A finding less its cap of chest wall is measured so when at least this share of it is left
+/// (else the "wall" was most of it: measured whole).
+const MIN_PROPER_SHARE: f64 = 0.05;
 /// Lung-RADS's juxtapleural rule covers solid nodules below this mean diameter, mm.
 pub const JUXTAPLEURAL_MAX_MM: f64 = 10.0;
 
@@ -80,29 +83,43 @@ pub fn round_tenth(mm: f64) -> f64 {
     (mm * 10.0).round() / 10.0
 }
 
-/// Measures the finding `seg` of `volume`; with the scan's `lungs`, also whether it lies on
-/// the pleura (without them it is not marked).
+/// Measures the finding `seg` of `volume`. With the scan's `lungs`, a finding on the pleura is
+/// measured without the cap of chest wall its segmentation holds, and marked (see
+/// [`crate::juxtapleural`]); without them it is measured whole and not marked. Its centre and
+/// slices stay the segmentation's: they place the models' patch.
 pub fn measure(volume: &Volume, seg: &Segmentation, lungs: Option<&LungMask>) -> Measurement {
     let spacing = volume.spacing();
-    let (long, short) = axes_of_largest_slice(seg.mask(), seg.dims(), [spacing[0], spacing[1]]);
+    let dims = seg.dims();
+    let contact = lungs.map(|lungs| pleural_contact(volume, seg, lungs));
+    let proper = contact
+        .as_ref()
+        .and_then(|c| c.nodule.as_ref())
+        .map(|nodule| largest_component(nodule, dims))
+        .filter(|nodule| {
+            nodule.iter().filter(|&&m| m).count() as f64
+                >= MIN_PROPER_SHARE * seg.voxel_count() as f64
+        });
+    let body: &[bool] = proper.as_deref().unwrap_or(seg.mask());
+    let (long, short) = axes_of_largest_slice(body, dims, [spacing[0], spacing[1]]);
     let mut sum = 0.0;
-    let mut solid = 0usize;
-    let mut calcium = 0usize;
-    let [nx, ny, _] = seg.dims();
+    let (mut count, mut solid, mut calcium) = (0usize, 0usize, 0usize);
+    let [nx, ny, _] = dims;
     let o = seg.origin();
-    let mut solid_mask = vec![false; seg.mask().len()];
-    for v in seg.voxels() {
+    let mut solid_mask = vec![false; body.len()];
+    for (at, _) in body.iter().enumerate().filter(|&(_, &m)| m) {
+        let v = [o[0] + at % nx, o[1] + (at / nx) % ny, o[2] + at / (nx * ny)];
         let hu = volume.voxels()[volume.index(v[0], v[1], v[2])];
         sum += f64::from(hu);
+        count += 1;
         if hu > SOLID_HU {
             solid += 1;
-            solid_mask[(v[0] - o[0]) + nx * ((v[1] - o[1]) + ny * (v[2] - o[2]))] = true;
+            solid_mask[at] = true;
         }
         if hu > CALCIUM_HU {
             calcium += 1;
         }
     }
-    let n = seg.voxel_count().max(1) as f64;
+    let n = count.max(1) as f64;
     let solid_share = solid as f64 / n;
     let nodule_type = if solid_share < GROUND_GLASS_MAX_SOLID {
         NoduleType::GroundGlass
@@ -112,24 +129,23 @@ pub fn measure(volume: &Volume, seg: &Segmentation, lungs: Option<&LungMask>) ->
         NoduleType::Solid
     };
     let solid_component_mm = (nodule_type == NoduleType::PartSolid).then(|| {
-        let largest = largest_component(&solid_mask, seg.dims());
-        let (l, s) = axes_of_largest_slice(&largest, seg.dims(), [spacing[0], spacing[1]]);
+        let largest = largest_component(&solid_mask, dims);
+        let (l, s) = axes_of_largest_slice(&largest, dims, [spacing[0], spacing[1]]);
         round_tenth((l + s) / 2.0)
     });
     let calcified = calcium as f64 / n >= CALCIFIED_MIN_SHARE;
     let diameter_mm = round_tenth((long + short) / 2.0);
-    // Only where the rule could apply: the look costs two distance transforms.
     let on_pleura = nodule_type == NoduleType::Solid
         && !calcified
         && diameter_mm < JUXTAPLEURAL_MAX_MM
-        && lungs.is_some_and(|lungs| pleural_contact(volume, seg, lungs).on_pleura());
+        && contact.is_some_and(|c| c.on_pleura());
     let c = seg.centroid_voxel();
     Measurement {
         center_mm: volume.voxel_to_world(c),
         long_axis_mm: long,
         short_axis_mm: short,
         diameter_mm,
-        volume_mm3: seg.volume_mm3(),
+        volume_mm3: count as f64 * spacing.iter().product::<f64>(),
         mean_hu: sum / n,
         nodule_type,
         solid_share,
