@@ -91,9 +91,9 @@ pub enum AnalysisError {
 /// A fault the page can inject (`?fault=…`) to test its recovery.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Fault {
-    /// The first scoring batch fails as if the GPU device were lost.
+    /// The first job fails as if the GPU device were lost, as its measuring starts.
     GpuLost,
-    /// The worker panics in its first scoring batch (a crash, not an error message).
+    /// The worker panics as its first job's measuring starts (a crash, not an error message).
     Crash,
     /// The first scoring helper panics on its first batch (the worker scores the helper's
     /// batches itself).

@@ -144,13 +144,25 @@ impl<'a> JobScoring<'a> {
                     probabilities,
                 } => {
                     // An answer to a job left behind is no loan of this one.
-                    if let Some(lent) = self.loans.returned(request) {
-                        self.scorings[lent.model.index()]
-                            .submit(lent.batch, &probabilities)
-                            .map_err(internal)?;
-                        self.done += probabilities.len();
-                        self.by_helpers += probabilities.len();
+                    let Some(lent) = self.loans.returned(request) else {
+                        continue;
+                    };
+                    // An answer that does not fit its batch is scored again here.
+                    if lent.items.len() != probabilities.len()
+                        || probabilities.iter().any(|p| !p.is_finite())
+                    {
+                        web_sys::console::warn_1(
+                            &format!("scoring helper {helper}: a malformed answer; scored here")
+                                .into(),
+                        );
+                        self.redo.push(lent);
+                        continue;
                     }
+                    self.scorings[lent.model.index()]
+                        .submit(lent.batch, &probabilities)
+                        .map_err(internal)?;
+                    self.done += probabilities.len();
+                    self.by_helpers += probabilities.len();
                 }
                 FromHelper::Failed {
                     request: Some(request),
@@ -216,7 +228,12 @@ impl<'a> JobScoring<'a> {
         }
         if js_sys::Date::now() - self.heard_at > SILENT_HELPER_MS {
             web_sys::console::warn_1(&"scoring helpers stopped answering; scored here".into());
-            self.redo.extend(self.loans.recall_all());
+            // Those that held loans are given up: lent more, they would stall the next job too.
+            let recalled = self.loans.recall_all();
+            for lent in &recalled {
+                pool.give_up(lent.helper);
+            }
+            self.redo.extend(recalled);
             return true;
         }
         pool.wait(50.0).await;

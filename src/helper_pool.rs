@@ -203,12 +203,22 @@ impl HelperPool {
             None,
             &weights,
         )?;
-        if module.is_instance_of::<js_sys::WebAssembly::Module>() {
-            Reflect::set(&start, &"module".into(), module).map_err(|e| format!("{e:?}"))?;
+        let posted = if module.is_instance_of::<js_sys::WebAssembly::Module>() {
+            Reflect::set(&start, &"module".into(), module)
+                .map(|_| ())
+                .map_err(|e| format!("{e:?}"))
+        } else {
+            Ok(())
         }
-        worker
-            .post_message_with_transfer(&start, &transfer)
-            .map_err(|e| crate::web::js_error_text(&e))?;
+        .and_then(|()| {
+            worker
+                .post_message_with_transfer(&start, &transfer)
+                .map_err(|e| crate::web::js_error_text(&e))
+        });
+        if let Err(e) = posted {
+            worker.terminate();
+            return Err(e);
+        }
         Ok(Helper {
             worker,
             health: Health::Starting,
@@ -288,6 +298,14 @@ impl HelperPool {
                     message,
                 },
             );
+        }
+    }
+
+    /// Stops `helper` for good (it fell silent): it takes no more requests.
+    pub fn give_up(&self, helper: usize) {
+        if let Some(h) = self.shared.borrow_mut().helpers.get_mut(helper) {
+            h.health = Health::Gone;
+            h.worker.terminate();
         }
     }
 

@@ -143,7 +143,7 @@ pub fn helper_count(cores: usize) -> usize {
     cores.saturating_sub(1).min(3)
 }
 
-/// The query of a helper's script URL.
+/// The option that makes a worker a helper (in the query string it is named with).
 pub const HELPER_QUERY: &str = "role=helper";
 
 /// Whether a worker started with the options `query` (its name) is a helper.

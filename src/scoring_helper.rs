@@ -38,9 +38,11 @@ fn post(message: &FromHelper) {
 pub fn run() {
     let start = js_sys::Reflect::get(&js_sys::global(), &"NODULENS_START".into())
         .unwrap_or(JsValue::UNDEFINED);
-    match load(&start) {
+    let loaded = load(&start).and_then(|models| warm_up(&models).map(|()| models));
+    // The weights now live in the models: the start message's copy can go.
+    let _ = js_sys::Reflect::delete_property(&js_sys::global(), &"NODULENS_START".into());
+    match loaded {
         Ok(models) => {
-            warm_up(&models);
             MODELS.with(|m| *m.borrow_mut() = Some(models));
         }
         Err(message) => {
@@ -97,14 +99,16 @@ fn load(start: &JsValue) -> Result<[Classifier; 2], String> {
 }
 
 /// A few small batches, so that the first request runs V8's optimised code (a function's
-/// first, long call stays in the baseline compiler; see the analysis worker's warm-up).
-fn warm_up(models: &[Classifier; 2]) {
+/// first, long call stays in the baseline compiler; see the analysis worker's warm-up). A
+/// helper whose models cannot score says so instead of saying it is ready.
+fn warm_up(models: &[Classifier; 2]) -> Result<(), String> {
     for classifier in models {
         let patches = vec![0.0f32; 4 * classifier.preprocess.patch_len()];
         for _ in 0..3 {
-            let _ = run_now(classifier, &patches);
+            run_now(classifier, &patches)?;
         }
     }
+    Ok(())
 }
 
 /// The fused CPU pass answers at once: its future is ready on the first poll.

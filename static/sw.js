@@ -40,8 +40,8 @@ self.addEventListener('fetch', (event) => {
   event.respondWith((async () => {
     const cache = await caches.open(CACHE);
     // The page itself, whatever its query (?backend=cpu): this build's index.html, so the page
-    // and the workers and models it loads are always one build. Workers take their options
-    // in the query string too: the file is the same.
+    // and the workers and models it loads are always one build. (A script is answered
+    // whatever its query: workers take their options in their name, not in their URL.)
     const page = request.mode === 'navigate' && (url.pathname === ROOT || url.pathname === `${ROOT}index.html`);
     const hit = page
       ? await cache.match('index.html')

@@ -231,13 +231,16 @@ const CALIBRATION_BINS: usize = 10;
 /// centroid) is not the nodule.
 const MEASURE_MAX_SHIFT_MM: f64 = 5.0;
 
-/// Our own measurement of each sample: the pipeline's segmentation at its centre, as on a new
-/// scan (never `diameter_mm`); 0 where nothing is segmented.
+/// Our own measurement of each sample: the pipeline's segmentation at its centre, measured
+/// as on a new scan (without the chest wall outside the crop's lungs; never `diameter_mm`); 0
+/// where nothing is segmented.
 fn measured_diameters(ds: &Dataset, idx: &[usize]) -> Vec<f32> {
     idx.iter()
         .map(|&i| {
             let s = &ds.samples[i];
-            nodulens_detect::Site::at(&ds.volumes[s.volume], None, s.center, MEASURE_MAX_SHIFT_MM)
+            let volume = &ds.volumes[s.volume];
+            let lungs = nodulens_detect::LungMask::for_crop(volume);
+            nodulens_detect::Site::at(volume, Some(&lungs), s.center, MEASURE_MAX_SHIFT_MM)
                 .map_or(0.0, |site| site.measurement.diameter_mm as f32)
         })
         .collect()

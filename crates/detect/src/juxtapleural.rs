@@ -26,7 +26,7 @@ pub const WALL_RADIUS_MM: f64 = 5.0;
 /// 1 mm into it: 0.13; a third of its surface on the wall for a hemisphere).
 pub const MIN_CONTACT: f64 = 0.10;
 /// Fewer dense faces than this share around the finding: nothing is attached, no wall to look
-/// for (most candidates; it spares them two distance transforms).
+/// for (most candidates; it spares them the lung mask look-ups and two distance transforms).
 const MIN_ATTACHED: f64 = 0.05;
 
 /// How a finding sits against the pleura.
@@ -35,7 +35,8 @@ pub struct PleuralContact {
     /// Share of the nodule proper's exposed faces (inside the finding's box) on the wall.
     pub contact: f64,
     /// The nodule proper (the finding less the wall, in the finding's box) where the finding
-    /// holds some of the wall; `None` where it holds none.
+    /// holds some of the wall; `None` where it holds none. (Whether it is the nodule, or the
+    /// rim of a mass the lung mask left out, is [`crate::measure`]'s to decide.)
     pub nodule: Option<Vec<bool>>,
 }
 
@@ -76,20 +77,29 @@ pub fn pleural_contact(volume: &Volume, seg: &Segmentation, lungs: &LungMask) ->
         return none;
     }
     // The wall: dense voxels outside the lungs (the mask ends at the pleura and holds
-    // nodules against it), where they are thick enough somewhere to hold the wall ball.
-    let wall: Vec<bool> = (0..dense.len())
+    // nodules against it) where the wall ball fits, and what it covers there (an opening):
+    // not a thin vessel or a sliver of the mask's edge.
+    let outside: Vec<bool> = (0..dense.len())
         .map(|at| dense[at] && !lungs.contains(volume, world(at)))
         .collect();
-    if !wall.iter().any(|&w| w) {
+    if !outside.iter().any(|&w| w) {
         return none;
     }
-    let not_wall: Vec<bool> = wall.iter().map(|&w| !w).collect();
-    let thickest = squared_distance_3d(&not_wall, dims, volume.spacing())
+    let spacing = volume.spacing();
+    let r2 = WALL_RADIUS_MM * WALL_RADIUS_MM;
+    let not_outside: Vec<bool> = outside.iter().map(|&w| !w).collect();
+    let centres: Vec<bool> = squared_distance_3d(&not_outside, dims, spacing)
         .into_iter()
-        .fold(0.0, f64::max);
-    if thickest < WALL_RADIUS_MM * WALL_RADIUS_MM {
+        .map(|d| d >= r2)
+        .collect();
+    if !centres.iter().any(|&c| c) {
         return none;
     }
+    let wall: Vec<bool> = squared_distance_3d(&centres, dims, spacing)
+        .into_iter()
+        .zip(&outside)
+        .map(|(d, &o)| o && d <= r2)
+        .collect();
     let nodule: Vec<bool> = inside.iter().zip(&wall).map(|(&m, &w)| m && !w).collect();
     PleuralContact {
         contact: exposed_share(&nodule, dims, &wall),
@@ -158,8 +168,8 @@ mod tests {
         // A 7 mm ball whose centre lies 2 mm from the wall: 1.5 mm of it in the pleura.
         let c = contact_at(&chest(2.0, ball(3.5)));
         assert!(c.on_pleura(), "{c:?}");
-        // Just clear of the wall (0.5 mm of lung between): not on it.
-        let clear = contact_at(&chest(4.0, ball(3.5)));
+        // Clear of the wall (1.5 mm of lung between): not on it.
+        let clear = contact_at(&chest(5.0, ball(3.5)));
         assert!(!clear.on_pleura(), "{clear:?}");
     }
 
@@ -179,7 +189,7 @@ mod tests {
             proper.diameter_mm
         );
         assert!(proper.volume_mm3 < 0.6 * whole.volume_mm3);
-        assert!(proper.on_pleura && !whole.on_pleura);
+        assert!(proper.on_pleura);
         // Centre and slices stay the segmentation's (the models' patch does not move).
         assert_eq!(proper.center_mm, whole.center_mm);
         assert_eq!(proper.slices, whole.slices);
@@ -203,9 +213,28 @@ mod tests {
         // A 7 mm ball on a 16 mm one (thick enough for the wall ball) that the lung surrounds,
         // as a big vessel or a cavity's wall: the lung mask holds it, so it is not the pleura.
         let (small, big) = (ball(3.5), ball(8.0));
-        let c = contact_at(&chest(25.0, move |p| {
-            small(p) || big([p[0] + 10.5, p[1], p[2]])
-        }));
-        assert!(!c.on_pleura(), "{c:?}");
+        let volume = chest(25.0, move |p| small(p) || big([p[0] + 10.5, p[1], p[2]]));
+        let c = contact_at(&volume);
+        assert_eq!(c.contact, 0.0, "{c:?}");
+        assert!(c.nodule.is_none());
+        // Outside the lungs (no mask at all), the same structure is wall.
+        let seg = segment(&volume, [0.0, 0.0, 0.0]).expect("segmented");
+        let no_lungs =
+            pleural_contact(&volume, &seg, &LungMask::for_crop(&chest(-30.0, ball(0.0))));
+        assert!(no_lungs.on_pleura(), "{no_lungs:?}");
+    }
+
+    #[test]
+    fn a_mass_on_the_wall_is_measured_whole() {
+        // A 24 mm half ball on the wall: the lung mask leaves it out (a bump, not a bay), so
+        // all of it is "wall"; what is left inside the mask is a rim, not the finding.
+        let volume = chest(0.0, |p| p.iter().map(|c| c * c).sum::<f64>() <= 12.0 * 12.0);
+        let seg = segment(&volume, [-6.0, 0.0, 0.0]).expect("segmented");
+        let lungs = LungMask::for_crop(&volume);
+        let whole = crate::measure::measure(&volume, &seg, None);
+        let with_lungs = crate::measure::measure(&volume, &seg, Some(&lungs));
+        assert!(whole.diameter_mm > 15.0, "whole {}", whole.diameter_mm);
+        assert_eq!(with_lungs.diameter_mm, whole.diameter_mm);
+        assert_eq!(with_lungs.volume_mm3, whole.volume_mm3);
     }
 }

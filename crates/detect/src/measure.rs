@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::juxtapleural::pleural_contact;
 use crate::lung::LungMask;
-use crate::morphology::for_each_neighbour;
+use crate::morphology::{for_each_neighbour, squared_distance_3d};
 use crate::segment::Segmentation;
 
 /// Voxels denser than this are the solid component (soft tissue; ground glass is below).
@@ -24,9 +24,10 @@ pub const GROUND_GLASS_MAX_SOLID: f64 = 0.10;
 pub const PART_SOLID_MAX_SOLID: f64 = 0.35;
 /// Calcium share at or above which a finding is calcified.
 pub const CALCIFIED_MIN_SHARE: f64 = 0.20;
-/// A finding less its cap of chest wall is measured so when at least this share of it is left
-/// (else the "wall" was most of it: measured whole).
-const MIN_PROPER_SHARE: f64 = 0.05;
+/// A finding less its cap of chest wall is measured so when what is left holds a ball of at
+/// least this share of the finding's inscribed radius: else the "wall" was the finding itself
+/// (a mass on the pleura that the lung mask leaves out), and it is measured whole.
+const MIN_PROPER_DEPTH: f64 = 0.3;
 /// Lung-RADS's juxtapleural rule covers solid nodules below this mean diameter, mm.
 pub const JUXTAPLEURAL_MAX_MM: f64 = 10.0;
 
@@ -96,8 +97,11 @@ pub fn measure(volume: &Volume, seg: &Segmentation, lungs: Option<&LungMask>) ->
         .and_then(|c| c.nodule.as_ref())
         .map(|nodule| largest_component(nodule, dims))
         .filter(|nodule| {
-            nodule.iter().filter(|&&m| m).count() as f64
-                >= MIN_PROPER_SHARE * seg.voxel_count() as f64
+            let outside: Vec<bool> = nodule.iter().map(|&m| !m).collect();
+            let deepest = squared_distance_3d(&outside, dims, spacing)
+                .into_iter()
+                .fold(0.0, f64::max);
+            deepest.sqrt() >= MIN_PROPER_DEPTH * seg.inscribed_radius_mm
         });
     let body: &[bool] = proper.as_deref().unwrap_or(seg.mask());
     let (long, short) = axes_of_largest_slice(body, dims, [spacing[0], spacing[1]]);
