@@ -78,7 +78,12 @@ impl Grid {
 
     /// The working voxel holding world point `p` (LPS mm), if it is inside.
     pub fn voxel_of(&self, volume: &Volume, p: [f64; 3]) -> Option<[usize; 3]> {
-        let w = self.from_source(volume.world_to_voxel(p));
+        self.voxel_of_source(volume.world_to_voxel(p))
+    }
+
+    /// The working voxel nearest source voxel coordinates `v`, if inside the grid.
+    pub fn voxel_of_source(&self, v: [f64; 3]) -> Option<[usize; 3]> {
+        let w = self.from_source(v);
         let mut out = [0usize; 3];
         for a in 0..3 {
             let r = w[a].round();

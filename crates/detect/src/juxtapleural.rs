@@ -54,9 +54,9 @@ pub fn pleural_contact(volume: &Volume, seg: &Segmentation, lungs: &LungMask) ->
     let [nx, ny, nz] = dims;
     let o = seg.origin();
     let inside = seg.mask();
-    let world = |at: usize| {
+    let source = |at: usize| {
         let v = [at % nx, (at / nx) % ny, at / (nx * ny)];
-        volume.voxel_to_world([0, 1, 2].map(|a| (o[a] + v[a]) as f64))
+        [0, 1, 2].map(|a| (o[a] + v[a]) as f64)
     };
     let mut dense = vec![false; inside.len()];
     for k in 0..nz {
@@ -80,7 +80,7 @@ pub fn pleural_contact(volume: &Volume, seg: &Segmentation, lungs: &LungMask) ->
     // nodules against it) where the wall ball fits, and what it covers there (an opening):
     // not a thin vessel or a sliver of the mask's edge.
     let outside: Vec<bool> = (0..dense.len())
-        .map(|at| dense[at] && !lungs.contains(volume, world(at)))
+        .map(|at| dense[at] && !lungs.contains_voxel(source(at)))
         .collect();
     if !outside.iter().any(|&w| w) {
         return none;

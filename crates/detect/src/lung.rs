@@ -106,8 +106,13 @@ impl LungMask {
 
     /// Whether world point `p` (LPS mm) of `volume` lies in the lungs.
     pub fn contains(&self, volume: &Volume, p: [f64; 3]) -> bool {
+        self.contains_voxel(volume.world_to_voxel(p))
+    }
+
+    /// Whether the point at voxel coordinates `v` of the volume lies in the lungs.
+    pub fn contains_voxel(&self, v: [f64; 3]) -> bool {
         self.grid
-            .voxel_of(volume, p)
+            .voxel_of_source(v)
             .is_some_and(|[i, j, k]| self.inside[self.grid.index(i, j, k)])
     }
 
