@@ -173,13 +173,8 @@ impl<'a> JobScoring<'a> {
                     );
                     self.redo.extend(self.loans.returned(request));
                 }
-                FromHelper::Failed {
-                    request: None,
-                    message,
-                } => {
-                    web_sys::console::warn_1(
-                        &format!("scoring helper {helper} stopped: {message}").into(),
-                    );
+                // The pool has logged why it stopped.
+                FromHelper::Failed { request: None, .. } => {
                     self.redo.extend(self.loans.recall(helper));
                 }
                 FromHelper::Ready => {}

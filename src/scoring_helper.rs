@@ -20,6 +20,8 @@ use crate::inference::cpu_device;
 thread_local! {
     /// Nodule and malignancy classifiers, once loaded.
     static MODELS: RefCell<Option<[Classifier; 2]>> = const { RefCell::new(None) };
+    /// `?fault=helper-crash`: panic on the first batch (read once, from the worker's name).
+    static CRASH: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
 }
 
 fn scope() -> DedicatedWorkerGlobalScope {
@@ -36,6 +38,9 @@ fn post(message: &FromHelper) {
 }
 
 pub fn run() {
+    let crash =
+        WorkerOptions::from_query(&crate::web::own_options()).fault == Some(Fault::HelperCrash);
+    CRASH.with(|c| c.set(crash));
     let start = js_sys::Reflect::get(&js_sys::global(), &"NODULENS_START".into())
         .unwrap_or(JsValue::UNDEFINED);
     let loaded = load(&start).and_then(|models| warm_up(&models).map(|()| models));
@@ -122,8 +127,7 @@ fn run_now(classifier: &Classifier, patches: &[f32]) -> Result<Vec<f32>, String>
 }
 
 fn score(request: u64, model: HelperModel, patches: Vec<f32>) {
-    let options = WorkerOptions::from_query(&crate::web::own_options());
-    if options.fault == Some(Fault::HelperCrash) {
+    if CRASH.with(|c| c.get()) {
         panic!("scoring helper crash injected by ?fault=helper-crash");
     }
     let answer = MODELS.with(|m| match &*m.borrow() {
