@@ -12,8 +12,8 @@ use std::rc::Rc;
 
 use js_sys::Int16Array;
 use nodulens_detect::{
-    Site, all_findings, candidates, lung_mask, lungs_covered, merge_duplicates, report_warnings,
-    sites,
+    MalignancyCombination, Site, all_findings, candidates, lung_mask, lungs_covered,
+    malignancy::shipped_p_malignant, merge_duplicates, report_warnings, sites,
 };
 use nodulens_model::{Classifier, Manifest, ModelKind};
 use wasm_bindgen::JsCast;
@@ -40,6 +40,8 @@ const WARM_UP_BATCH: usize = 64;
 struct Models {
     nodule: Classifier,
     malignancy: Classifier,
+    /// What `p_malignant` makes of the malignancy CNN's output and the measurement.
+    combination: Option<MalignancyCombination>,
     operating_point: f32,
     backend: Backend,
     /// The report's `model` object and the models' short id (see [`AnalysisResult`]).
@@ -208,6 +210,12 @@ async fn load_models(
             .map_err(|e| AnalysisError::Models(format!("{}: {e}", kind.name())))
     };
     let operating_point = manifest.operating_point().unwrap_or(0.5);
+    let combination = entry(ModelKind::Malignancy)?
+        .combination
+        .as_ref()
+        .map(MalignancyCombination::from_manifest)
+        .transpose()
+        .map_err(|e| AnalysisError::Models(e.to_string()))?;
     let backend = match backend {
         ComputeBackend::WebGpu => Backend::WebGpu,
         ComputeBackend::Cpu => Backend::Cpu,
@@ -215,6 +223,7 @@ async fn load_models(
     let mut models = Models {
         nodule: load(ModelKind::Nodule, nodule_bytes)?,
         malignancy: load(ModelKind::Malignancy, malignancy_bytes)?,
+        combination,
         operating_point,
         backend,
         describe: manifest.describe(
@@ -501,7 +510,14 @@ async fn analyse(
     let scored: Vec<(Site, f32, f32)> = measured
         .into_iter()
         .enumerate()
-        .map(|(i, site)| (site, p_nodule[i], p_malignant[i]))
+        .map(|(i, site)| {
+            let p = shipped_p_malignant(
+                models.combination.as_ref(),
+                p_malignant[i],
+                &site.measurement,
+            );
+            (site, p_nodule[i], p)
+        })
         .collect();
     let scored_count = scored.len();
     let findings = merge_duplicates(all_findings(&volume, scored));

@@ -426,10 +426,25 @@ mod models {
             }
             p.push(by_site);
         }
+        // p_malignant as shipped: the manifest's combination of the CNN and the measurement.
+        let combination = Manifest::from_json(MANIFEST)
+            .expect("manifest")
+            .model(ModelKind::Malignancy)
+            .and_then(|m| m.combination.as_ref())
+            .map(|c| {
+                nodulens_detect::MalignancyCombination::from_manifest(c).expect("combination")
+            });
         let scored: Vec<_> = measured
             .iter()
             .enumerate()
-            .map(|(i, site)| (site.clone(), p[0][i], p[1][i]))
+            .map(|(i, site)| {
+                let p_malignant = nodulens_detect::malignancy::shipped_p_malignant(
+                    combination.as_ref(),
+                    p[1][i],
+                    &site.measurement,
+                );
+                (site.clone(), p[0][i], p_malignant)
+            })
             .collect();
         let threshold = expected["operating_point"].as_f64().expect("threshold") as f32;
         let all = findings(&volume, scored.clone(), 0.0);

@@ -10,7 +10,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use nodulens_core::Volume;
 use nodulens_detect::{
     Report, ReportDocument, ReportSource, Scoring, Site, SrContext, candidates, findings,
-    lung_mask, sites, structured_report,
+    lung_mask, malignancy::shipped_p_malignant, sites, structured_report,
 };
 use nodulens_model::{Classifier, Device, Manifest, ModelKind};
 use serde::Serialize;
@@ -163,7 +163,14 @@ pub fn analyse(
     let n_scored = scored.len();
     let triples = scored
         .into_iter()
-        .map(|((site, p_nodule), p_malignant)| (site, p_nodule, p_malignant))
+        .map(|((site, p_nodule), p_cnn)| {
+            let p_malignant = shipped_p_malignant(
+                models.malignancy.combination.as_ref(),
+                p_cnn,
+                &site.measurement,
+            );
+            (site, p_nodule, p_malignant)
+        })
         .collect();
     let listed = findings(volume, triples, threshold);
     let report = Report::new(volume, &mask, listed, threshold, found.len(), n_scored);

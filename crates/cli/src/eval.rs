@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 use burn::prelude::*;
+use nodulens_detect::{MalignancyCombination, malignancy};
 use nodulens_model::{Classifier, Manifest, ModelKind};
 use sha2::{Digest, Sha256};
 
@@ -21,6 +22,9 @@ pub struct Loaded {
     pub source: String,
     /// The k-fold split a training run used (`None`: shipped models, the seeded split).
     pub fold: Option<Fold>,
+    /// Malignancy model: what `p_malignant` is made of (`None`: the CNN's output alone, as a
+    /// training run or a manifest without one gives it).
+    pub combination: Option<MalignancyCombination>,
 }
 
 pub fn sha256_hex(bytes: &[u8]) -> String {
@@ -50,7 +54,14 @@ pub fn load_on(dir: &Path, kind: ModelKind, device: &Device) -> anyhow::Result<L
             .verify(&bytes)
             .with_context(|| format!("{} is not the shipped file", path.display()))?;
         let seed = entry.training["train"]["seed"].as_u64().unwrap_or(42);
+        let combination = entry
+            .combination
+            .as_ref()
+            .map(MalignancyCombination::from_manifest)
+            .transpose()
+            .with_context(|| format!("{}", manifest_path.display()))?;
         return Ok(Loaded {
+            combination,
             classifier: Classifier::from_manifest(entry, bytes, device)?,
             threshold: entry.threshold,
             seed,
@@ -75,6 +86,7 @@ pub fn load_on(dir: &Path, kind: ModelKind, device: &Device) -> anyhow::Result<L
         seed: state.train.seed,
         source: run.join("best.bpk").display().to_string(),
         fold: state.fold,
+        combination: None,
     })
 }
 
@@ -131,14 +143,25 @@ pub fn evaluate_dataset(
     if idx.is_empty() {
         bail!("no samples in this split");
     }
-    let probs = predict(&loaded.classifier, ds, &idx)?;
+    let cnn = predict(&loaded.classifier, ds, &idx)?;
     let labels: Vec<bool> = idx.iter().map(|&i| ds.samples[i].label).collect();
-    let mut report = metrics::report(&probs, &labels, loaded.threshold, seed);
+    let found = match kind {
+        ModelKind::Malignancy => measurements(ds, &idx),
+        ModelKind::Nodule => vec![None; idx.len()],
+    };
+    // What ships: the combination where the manifest has one (its probabilities are
+    // calibrated, so its operating point is 0.5), else the CNN with its own.
+    let (probs, threshold) = match &loaded.combination {
+        Some(c) => (combine(c, &cnn, &found), COMBINED_THRESHOLD),
+        None => (cnn.clone(), loaded.threshold),
+    };
+    let mut report = metrics::report(&probs, &labels, threshold, seed);
     let key = probability_key(kind);
     let predictions: Vec<serde_json::Value> = idx
         .iter()
         .zip(&probs)
-        .map(|(&i, &p)| {
+        .zip(&cnn)
+        .map(|((&i, &p), &q)| {
             let s = &ds.samples[i];
             let mut v = serde_json::json!({
                 "image": s.name,
@@ -146,8 +169,11 @@ pub fn evaluate_dataset(
                 "label": u8::from(s.label),
                 key: p,
             });
-            if kind == ModelKind::Nodule {
-                v["source"] = serde_json::to_value(s.source).unwrap_or_default();
+            match kind {
+                ModelKind::Nodule => {
+                    v["source"] = serde_json::to_value(s.source).unwrap_or_default();
+                }
+                ModelKind::Malignancy => v["p_cnn"] = q.into(),
             }
             v
         })
@@ -170,10 +196,18 @@ pub fn evaluate_dataset(
             .iter()
             .map(|&i| ds.samples[i].diameter_mm as f32)
             .collect();
-        let measured = measured_diameters(ds, &idx);
+        let measured = diameters(&found);
         baselines(&mut report, &probs, &labels, &readers, &measured, seed);
-        for (p, d) in predictions.iter_mut().zip(measured) {
+        report["cnn"] = cnn_section(&cnn, &labels, seed);
+        report["combination"] = loaded
+            .combination
+            .as_ref()
+            .map_or(serde_json::Value::Null, |c| {
+                serde_json::to_value(c).unwrap_or_default()
+            });
+        for ((p, d), m) in predictions.iter_mut().zip(measured).zip(&found) {
             p["measured_diameter_mm"] = d.into();
+            p["measurement"] = serde_json::to_value(m).unwrap_or_default();
         }
     }
     if kind == ModelKind::Nodule {
@@ -234,15 +268,47 @@ const MEASURE_MAX_SHIFT_MM: f64 = 5.0;
 /// Our own measurement of each sample: the pipeline's segmentation at its centre, measured
 /// as on a new scan (without the chest wall outside the crop's lungs; never `diameter_mm`); 0
 /// where nothing is segmented.
-fn measured_diameters(ds: &Dataset, idx: &[usize]) -> Vec<f32> {
+fn measurements(ds: &Dataset, idx: &[usize]) -> Vec<Option<nodulens_detect::Measurement>> {
     idx.iter()
         .map(|&i| {
             let s = &ds.samples[i];
             let volume = &ds.volumes[s.volume];
             let lungs = nodulens_detect::LungMask::for_crop(volume);
             nodulens_detect::Site::at(volume, Some(&lungs), s.center, MEASURE_MAX_SHIFT_MM)
-                .map_or(0.0, |site| site.measurement.diameter_mm as f32)
+                .map(|site| site.measurement)
         })
+        .collect()
+}
+
+/// The operating point of combined probabilities (calibrated: even odds).
+const COMBINED_THRESHOLD: f32 = 0.5;
+
+/// The combination's `p_malignant` of each case; the CNN's own where nothing was measured.
+fn combine(
+    c: &MalignancyCombination,
+    cnn: &[f32],
+    found: &[Option<nodulens_detect::Measurement>],
+) -> Vec<f32> {
+    cnn.iter()
+        .zip(found)
+        .map(|(&p, m)| m.as_ref().map_or(p, |m| c.p_malignant(p, m)))
+        .collect()
+}
+
+/// The CNN's output alone: its AUC, interval and calibration, beside what ships.
+fn cnn_section(cnn: &[f32], labels: &[bool], seed: u64) -> serde_json::Value {
+    serde_json::json!({
+        "auc": metrics::auc(cnn, labels),
+        "auc_ci95": metrics::auc_ci95(cnn, labels, GAIN_RESAMPLES, seed),
+        "calibration": calibration::calibration(cnn, labels, CALIBRATION_BINS),
+    })
+}
+
+/// The diameter of each measurement, 0 where nothing was segmented.
+fn diameters(measurements: &[Option<nodulens_detect::Measurement>]) -> Vec<f32> {
+    measurements
+        .iter()
+        .map(|m| m.as_ref().map_or(0.0, |m| m.diameter_mm as f32))
         .collect()
 }
 
@@ -274,11 +340,30 @@ fn baselines(
         });
 }
 
-/// Out-of-fold: each `fold-K` run in `folds` (`train --fold K/N --out <folds>/fold-K`) scored
-/// on its own test fold, so every case is predicted once by a model that never saw its
-/// patient; one report over all of them (`fold` per prediction), with the baselines and the
-/// calibration for the malignancy model.
-pub fn evaluate_out_of_fold(args: &EvalArgs, folds: &Path) -> anyhow::Result<serde_json::Value> {
+/// Every case of an out-of-fold run, predicted by the fold model that never saw its patient.
+pub struct OutOfFold {
+    pub cnn: Vec<f32>,
+    pub labels: Vec<bool>,
+    /// `diameter_mm` of nodules.csv (the readers').
+    pub readers: Vec<f32>,
+    /// Our own measurement of each case (`None`: nothing segmented).
+    pub found: Vec<Option<nodulens_detect::Measurement>>,
+    /// Which fold each case is in.
+    pub fold_of: Vec<usize>,
+    pub images: Vec<String>,
+    pub patients: Vec<String>,
+    /// Each fold's validation threshold and temperature, and the cases' CNN probabilities
+    /// after their fold's temperature.
+    pub thresholds: Vec<f32>,
+    pub temperatures: Vec<f64>,
+    pub scaled: Vec<f32>,
+    pub count: usize,
+    pub seed: u64,
+}
+
+/// Reads each `fold-K` run in `folds` (`train --fold K/N --out <folds>/fold-K`) and scores it
+/// on its own test fold.
+pub fn out_of_fold(args: &EvalArgs, folds: &Path) -> anyhow::Result<OutOfFold> {
     let mut dirs: Vec<PathBuf> = std::fs::read_dir(folds)
         .with_context(|| format!("reading {}", folds.display()))?
         .filter_map(|e| e.ok().map(|e| e.path()))
@@ -293,12 +378,21 @@ pub fn evaluate_out_of_fold(args: &EvalArgs, folds: &Path) -> anyhow::Result<ser
     if dirs.is_empty() {
         bail!("no fold-K folders in {}", folds.display());
     }
-    let key = probability_key(args.kind);
-    let (mut probs, mut labels, mut readers, mut measured) = (vec![], vec![], vec![], vec![]);
-    let (mut predictions, mut thresholds, mut seen) = (vec![], vec![], vec![]);
-    // Each fold's test probabilities after a temperature fitted on that fold's validation.
-    let (mut scaled, mut temperatures) = (vec![], vec![]);
-    let mut patients = std::collections::BTreeSet::new();
+    let mut out = OutOfFold {
+        cnn: vec![],
+        labels: vec![],
+        readers: vec![],
+        found: vec![],
+        fold_of: vec![],
+        images: vec![],
+        patients: vec![],
+        thresholds: vec![],
+        temperatures: vec![],
+        scaled: vec![],
+        count: 0,
+        seed: 0,
+    };
+    let mut seen: Vec<Fold> = vec![];
     let mut seed = None;
     for dir in &dirs {
         let loaded = load(dir, args.kind)?;
@@ -308,7 +402,7 @@ pub fn evaluate_out_of_fold(args: &EvalArgs, folds: &Path) -> anyhow::Result<ser
         seed.get_or_insert(loaded.seed);
         if seen
             .iter()
-            .any(|f: &Fold| f.count != fold.count || f.index == fold.index)
+            .any(|f| f.count != fold.count || f.index == fold.index)
             || seed != Some(loaded.seed)
         {
             bail!(
@@ -333,55 +427,139 @@ pub fn evaluate_out_of_fold(args: &EvalArgs, folds: &Path) -> anyhow::Result<ser
         let val_p = predict(&loaded.classifier, &ds, &val)?;
         let val_labels: Vec<bool> = val.iter().map(|&i| ds.samples[i].label).collect();
         let temperature = calibration::fit_temperature(&val_p, &val_labels);
-        temperatures.push(temperature);
+        out.temperatures.push(temperature);
         let idx = ds.indices(Some(Split::Test));
         let p = predict(&loaded.classifier, &ds, &idx)?;
-        scaled.extend(
+        out.scaled.extend(
             p.iter()
                 .map(|&q| calibration::scale_temperature(q, temperature)),
         );
-        let m = measured_diameters(&ds, &idx);
-        for ((&i, &pi), &mi) in idx.iter().zip(&p).zip(&m) {
-            let s = &ds.samples[i];
-            labels.push(s.label);
-            readers.push(s.diameter_mm as f32);
-            patients.insert(s.patient.clone());
-            predictions.push(serde_json::json!({
-                "image": s.name,
-                "patient": s.patient,
-                "label": u8::from(s.label),
-                key: pi,
-                "measured_diameter_mm": mi,
-                "fold": fold.index,
-            }));
+        if args.kind == ModelKind::Malignancy {
+            out.found.extend(measurements(&ds, &idx));
+        } else {
+            out.found.extend(idx.iter().map(|_| None));
         }
-        probs.extend(p);
-        measured.extend(m);
-        thresholds.push(loaded.threshold);
+        for &i in &idx {
+            let s = &ds.samples[i];
+            out.labels.push(s.label);
+            out.readers.push(s.diameter_mm as f32);
+            out.fold_of.push(fold.index);
+            out.images.push(s.name.clone());
+            out.patients.push(s.patient.clone());
+        }
+        out.cnn.extend(p);
+        out.thresholds.push(loaded.threshold);
     }
-    let count = seen[0].count;
-    if seen.len() != count {
-        bail!("{} of {count} folds in {}", seen.len(), folds.display());
+    out.count = seen[0].count;
+    if seen.len() != out.count {
+        bail!(
+            "{} of {} folds in {}",
+            seen.len(),
+            out.count,
+            folds.display()
+        );
     }
-    let seed = seed.unwrap_or(42);
-    // One operating point for the pooled cases: the folds' validation thresholds' mean.
-    let threshold = thresholds.iter().sum::<f32>() / thresholds.len() as f32;
-    let mut report = metrics::report(&probs, &labels, threshold, seed);
-    if args.kind == ModelKind::Malignancy {
-        baselines(&mut report, &probs, &labels, &readers, &measured, seed);
+    out.seed = seed.unwrap_or(42);
+    Ok(out)
+}
+
+impl OutOfFold {
+    /// The combination's inputs of each measured case, with its label.
+    pub fn rows(
+        &self,
+        keep: impl Fn(usize) -> bool,
+    ) -> (Vec<[f64; malignancy::N_INPUTS]>, Vec<bool>) {
+        (0..self.cnn.len())
+            .filter(|&i| keep(i))
+            .filter_map(|i| {
+                let m = self.found[i].as_ref()?;
+                Some((malignancy::inputs(self.cnn[i], m), self.labels[i]))
+            })
+            .unzip()
     }
-    // What temperature scaling on each fold's validation would make of the same cases.
-    report["temperature_scaled"] = serde_json::json!({
-        "temperatures": temperatures,
-        "auc": metrics::auc(&scaled, &labels),
-        "calibration": calibration::calibration(&scaled, &labels, CALIBRATION_BINS),
-    });
+
+    /// Each case's combined probability from a combination fitted on the other folds' cases
+    /// only (nested, so no case's label decides its own prediction); the CNN's own where a
+    /// case was not measured or a fold could not be fitted.
+    pub fn nested_combination(&self, l2: f64) -> Vec<f32> {
+        let mut out = self.cnn.clone();
+        for k in 0..self.count {
+            let (rows, labels) = self.rows(|i| self.fold_of[i] != k);
+            let Some(c) = MalignancyCombination::fit(&rows, &labels, l2) else {
+                continue;
+            };
+            for i in (0..out.len()).filter(|&i| self.fold_of[i] == k) {
+                if let Some(m) = &self.found[i] {
+                    out[i] = c.p_malignant(self.cnn[i], m);
+                }
+            }
+        }
+        out
+    }
+}
+
+/// Out-of-fold: every case predicted once by a model that never saw its patient; one report
+/// over all of them (`fold` per prediction). For the malignancy model `p_malignant` is what
+/// ships, the combination, fitted on the other folds' cases (`cnn`: the CNN's alone), with
+/// the baselines and the calibration.
+pub fn evaluate_out_of_fold(args: &EvalArgs, folds: &Path) -> anyhow::Result<serde_json::Value> {
+    let oof = out_of_fold(args, folds)?;
+    let seed = oof.seed;
+    let labels = &oof.labels;
+    let malignancy = args.kind == ModelKind::Malignancy;
+    let (probs, threshold) = if malignancy {
+        (
+            oof.nested_combination(malignancy::DEFAULT_L2),
+            COMBINED_THRESHOLD,
+        )
+    } else {
+        // One operating point for the pooled cases: the folds' validation thresholds' mean.
+        let t = oof.thresholds.iter().sum::<f32>() / oof.thresholds.len() as f32;
+        (oof.cnn.clone(), t)
+    };
+    let mut report = metrics::report(&probs, labels, threshold, seed);
+    let measured = diameters(&oof.found);
+    if malignancy {
+        baselines(&mut report, &probs, labels, &oof.readers, &measured, seed);
+        let mut cnn = cnn_section(&oof.cnn, labels, seed);
+        // What temperature scaling on each fold's validation would make of the CNN.
+        cnn["temperature_scaled"] = serde_json::json!({
+            "temperatures": oof.temperatures,
+            "auc": metrics::auc(&oof.scaled, labels),
+            "calibration": calibration::calibration(&oof.scaled, labels, CALIBRATION_BINS),
+        });
+        report["cnn"] = cnn;
+        report["combination"] = serde_json::json!({
+            "inputs": malignancy::INPUTS,
+            "l2": malignancy::DEFAULT_L2,
+            "fitted": "per fold, on the other folds' out-of-fold cases",
+        });
+    }
+    let key = probability_key(args.kind);
+    let predictions: Vec<serde_json::Value> = (0..probs.len())
+        .map(|i| {
+            let mut v = serde_json::json!({
+                "image": oof.images[i],
+                "patient": oof.patients[i],
+                "label": u8::from(labels[i]),
+                key: probs[i],
+                "fold": oof.fold_of[i],
+            });
+            if malignancy {
+                v["p_cnn"] = oof.cnn[i].into();
+                v["measured_diameter_mm"] = measured[i].into();
+                v["measurement"] = serde_json::to_value(&oof.found[i]).unwrap_or_default();
+            }
+            v
+        })
+        .collect();
+    let patients: std::collections::BTreeSet<&String> = oof.patients.iter().collect();
     report["patients"] = patients.len().into();
     report["split"] = "out-of-fold".into();
-    report["folds"] = count.into();
+    report["folds"] = oof.count.into();
     report["split_seed"] = seed.into();
     report["model"] = folds.display().to_string().into();
-    report["roc"] = roc_json(&probs, &labels);
+    report["roc"] = roc_json(&probs, labels);
     report["predictions"] = predictions.into();
     Ok(report)
 }
@@ -416,10 +594,21 @@ pub fn baseline_lines(report: &serde_json::Value) -> Vec<String> {
         }
         lines.push(line);
     }
-    let scaled = &report["temperature_scaled"]["calibration"];
+    let cnn = &report["cnn"];
+    if cnn.is_object() {
+        let ci = &cnn["auc_ci95"];
+        lines.push(format!(
+            "the CNN alone: AUC {:.3} [{:.3}, {:.3}], ECE {:.3}",
+            f(&cnn["auc"]),
+            f(&ci[0]),
+            f(&ci[1]),
+            f(&cnn["calibration"]["ece"]),
+        ));
+    }
+    let scaled = &report["cnn"]["temperature_scaled"]["calibration"];
     if scaled.is_object() {
         lines.push(format!(
-            "after temperature scaling on each fold's validation: ECE {:.3}, Brier {:.3}, slope {:.2}",
+            "the CNN after temperature scaling on each fold's validation: ECE {:.3}, Brier {:.3}, slope {:.2}",
             f(&scaled["ece"]),
             f(&scaled["brier"]),
             f(&scaled["slope"]),

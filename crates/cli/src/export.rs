@@ -98,6 +98,8 @@ pub fn export(args: &ExportArgs) -> anyhow::Result<Manifest> {
                 ModelKind::Malignancy => None,
             },
             training,
+            // A new CNN needs a new combination: `nodulens fit-malignancy` after the export.
+            combination: None,
             metrics: serde_json::Value::Object(metrics),
         });
     }

@@ -9,6 +9,7 @@ mod eval;
 mod eval_detection;
 mod eval_measurement;
 mod export;
+mod fit_malignancy;
 mod metrics;
 mod plots;
 mod rng;
@@ -205,6 +206,19 @@ enum Command {
     EvalMalignancy {
         #[command(flatten)]
         eval: EvalOptions,
+    },
+    /// Fit how p_malignant combines the malignancy CNN with our own measurement, on the
+    /// out-of-fold runs (`train malignancy --fold K/5 --out DIR/fold-K`), and write it into
+    /// <models>/manifest.json and the model card.
+    FitMalignancy {
+        /// The shared data root (with lidc-crops/) or the crops folder.
+        #[arg(long)]
+        data: PathBuf,
+        /// The folder of `fold-K` runs.
+        #[arg(long, default_value = "target/oof")]
+        out_of_fold: PathBuf,
+        #[arg(long, default_value = "models")]
+        models: PathBuf,
     },
     /// Evaluate the nodule model: crops as positives, negatives sampled as in training (seeded).
     EvalNodule {
@@ -594,6 +608,16 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 0,
             )
         }
+        Command::FitMalignancy {
+            data,
+            out_of_fold,
+            models,
+        } => fit_malignancy::run(
+            &data,
+            &out_of_fold,
+            &models,
+            PathBuf::from("target/test-scans"),
+        ),
         Command::EvalNodule { eval, scans } => run_eval(
             ModelKind::Nodule,
             eval,

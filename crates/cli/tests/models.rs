@@ -67,6 +67,24 @@ fn eval_malignancy_reports_the_issue_keys_on_test_patients() {
     let ci = report["auc_ci95"].as_array().unwrap();
     assert!(ci[0].as_f64().unwrap() <= auc && auc <= ci[1].as_f64().unwrap());
     assert!(auc > 0.85, "test AUC {auc}");
+    // What ships is the combination the manifest carries; the CNN alone is reported beside it.
+    assert_eq!(
+        report["combination"]["inputs"].as_array().map(Vec::len),
+        Some(nodulens_detect::malignancy::N_INPUTS)
+    );
+    assert!(report["cnn"]["auc"].as_f64().is_some_and(|a| a > 0.5));
+    let predictions = report["predictions"].as_array().unwrap();
+    let differ = predictions
+        .iter()
+        .filter(|p| {
+            (p["p_malignant"].as_f64().unwrap() - p["p_cnn"].as_f64().unwrap()).abs() > 1e-3
+        })
+        .count();
+    assert!(
+        differ > predictions.len() / 2,
+        "{differ} of {} combined",
+        predictions.len()
+    );
 }
 
 /// `--plots` on the committed fixture (8 crops): both commands write a ROC curve and a confusion

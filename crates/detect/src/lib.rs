@@ -12,6 +12,7 @@
 //! resolution, so that a chest fits in a few tens of megabytes next to the volume.
 
 mod candidates;
+pub mod descriptors;
 mod documents;
 mod findings;
 mod grid;
@@ -19,6 +20,7 @@ mod integral;
 pub mod juxtapleural;
 mod lung;
 pub mod lung_rads;
+pub mod malignancy;
 pub mod measure;
 pub mod morphology;
 pub mod phantom;
@@ -30,6 +32,7 @@ pub use candidates::{
     Candidate, MAX_CANDIDATES, MIN_RESPONSE_HU, SCALES_MM, candidates, candidates_up_to,
     distance_mm,
 };
+pub use descriptors::Descriptors;
 pub use documents::{CSV_COLUMNS, ReportDocument, ReportSource, findings_csv};
 pub use findings::{
     Finding, MERGE_MIN_MM, Report, ScanSummary, Site, all_findings, cut_patch, findings,
@@ -38,6 +41,7 @@ pub use findings::{
 pub use grid::{Grid, WORK_SPACING_MM};
 pub use lung::{CLOSING_MM, LungMask, LungSummary, MIN_LUNG_ML, THICK_SLICES_MM, lung_mask};
 pub use lung_rads::{Assessment, Category};
+pub use malignancy::{CombinationError, MalignancyCombination};
 pub use measure::{Measurement, NoduleType, measure};
 pub use scoring::{PatchBatch, Scoring, ScoringError};
 pub use segment::{Segmentation, segment};

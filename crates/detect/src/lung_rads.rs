@@ -194,6 +194,7 @@ mod tests {
             calcified: false,
             on_pleura: false,
             slices: [0, 0],
+            descriptors: Default::default(),
         }
     }
 

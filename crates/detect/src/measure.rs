@@ -5,6 +5,7 @@
 use nodulens_core::Volume;
 use serde::{Deserialize, Serialize};
 
+use crate::descriptors::{Descriptors, describe};
 use crate::juxtapleural::pleural_contact;
 use crate::lung::LungMask;
 use crate::morphology::{for_each_neighbour, squared_distance_3d};
@@ -77,6 +78,9 @@ pub struct Measurement {
     pub on_pleura: bool,
     /// First and last slice of the finding's body (the models' context along z).
     pub slices: [usize; 2],
+    /// Shape, density and margin beyond size (the malignancy combination's inputs).
+    #[serde(default)]
+    pub descriptors: Descriptors,
 }
 
 /// Rounds to 0.1 mm, as Lung-RADS asks.
@@ -157,6 +161,7 @@ pub fn measure(volume: &Volume, seg: &Segmentation, lungs: Option<&LungMask>) ->
         calcified,
         on_pleura,
         slices: seg.slices(),
+        descriptors: describe(volume, body, o, dims),
     }
 }
 

@@ -38,6 +38,11 @@ pub struct ManifestModel {
     pub detection_threshold: Option<f32>,
     /// Training configuration and history (free-form, from the trainer).
     pub training: serde_json::Value,
+    /// Malignancy model only: how `p_malignant` combines this model's output with the
+    /// finding's measurement (`nodulens_detect::MalignancyCombination`, written by
+    /// `nodulens fit-malignancy`; kept as JSON here, since the measurement is the pipeline's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub combination: Option<serde_json::Value>,
     /// Validation and test metrics (free-form, from the evaluator).
     pub metrics: serde_json::Value,
 }
