@@ -140,6 +140,53 @@ pub struct NoduleRow {
     /// The readers' lobulation and spiculation ratings (1 none … 5 marked), if given.
     pub lobulation: Option<u8>,
     pub spiculation: Option<u8>,
+    /// The readers' margin (1 poorly defined … 5 sharp), sphericity (1 linear … 5 round) and
+    /// subtlety (1 extremely subtle … 5 obvious) ratings, if given.
+    pub margin: Option<u8>,
+    pub sphericity: Option<u8>,
+    pub subtlety: Option<u8>,
+}
+
+/// Auxiliary training targets of the malignancy model (multi-task, `train --aux-weight`):
+/// what readers rate beside malignancy, each scaled to [0, 1]. Training targets only, never
+/// an input.
+pub const AUX_TARGETS: [&str; 8] = [
+    "calcified",
+    "lobulation",
+    "spiculation",
+    "margin",
+    "sphericity",
+    "subtlety",
+    "texture",
+    "diameter",
+];
+
+impl NoduleRow {
+    /// [`AUX_TARGETS`] of this nodule (`None` where not rated).
+    pub fn aux_targets(&self) -> [Option<f32>; AUX_TARGETS.len()] {
+        let scale = |r: Option<u8>| {
+            r.filter(|r| (1..=5).contains(r))
+                .map(|r| f32::from(r - 1) / 4.0)
+        };
+        // Calcification 1–5 name a pattern, 6 is none.
+        let calcified = self
+            .calcification
+            .filter(|c| (1..=6).contains(c))
+            .map(|c| if c == 6 { 0.0 } else { 1.0 });
+        // 3 mm → 0, 30 mm → 1, on a log scale.
+        let diameter = (self.diameter_mm > 0.0)
+            .then(|| ((self.diameter_mm / 3.0).ln() / 10f64.ln()).clamp(0.0, 1.0) as f32);
+        [
+            calcified,
+            scale(self.lobulation),
+            scale(self.spiculation),
+            scale(self.margin),
+            scale(self.sphericity),
+            scale(self.subtlety),
+            scale(self.texture),
+            diameter,
+        ]
+    }
 }
 
 /// Reads `nodules.csv` (plain CSV, no quoted commas), by column name.
@@ -165,6 +212,11 @@ pub fn read_nodules_csv(dir: &Path) -> anyhow::Result<Vec<NoduleRow>> {
     // Optional ratings: read where the table has them.
     let (c_texture, c_calcification) = (col("texture").ok(), col("calcification").ok());
     let (c_lobulation, c_spiculation) = (col("lobulation").ok(), col("spiculation").ok());
+    let (c_margin, c_sphericity, c_subtlety) = (
+        col("margin").ok(),
+        col("sphericity").ok(),
+        col("subtlety").ok(),
+    );
     let rating = |f: &[&str], c: Option<usize>| -> Option<u8> {
         let v: f64 = f.get(c?)?.trim().parse().ok()?;
         (v.is_finite() && (0.0..=255.0).contains(&v)).then(|| v.round() as u8)
@@ -208,6 +260,9 @@ pub fn read_nodules_csv(dir: &Path) -> anyhow::Result<Vec<NoduleRow>> {
             calcification: rating(&f, c_calcification),
             lobulation: rating(&f, c_lobulation),
             spiculation: rating(&f, c_spiculation),
+            margin: rating(&f, c_margin),
+            sphericity: rating(&f, c_sphericity),
+            subtlety: rating(&f, c_subtlety),
         });
     }
     Ok(rows)
@@ -245,6 +300,8 @@ pub struct Sample {
     pub name: String,
     pub diameter_mm: f64,
     pub source: Source,
+    /// The nodule's [`AUX_TARGETS`] (malignancy samples; `None` elsewhere).
+    pub aux: Option<[Option<f32>; AUX_TARGETS.len()]>,
 }
 
 pub struct Dataset {
@@ -367,6 +424,7 @@ pub fn build(options: &BuildOptions) -> anyhow::Result<Dataset> {
                     name: format!("{}@background", row.image),
                     diameter_mm: 0.0,
                     source: Source::CropBackground,
+                    aux: None,
                 });
             }
         }
@@ -389,6 +447,7 @@ pub fn build(options: &BuildOptions) -> anyhow::Result<Dataset> {
             name: row.image.clone(),
             diameter_mm: row.diameter_mm,
             source: Source::Nodule,
+            aux: (options.kind == ModelKind::Malignancy).then(|| row.aux_targets()),
         });
     }
     if options.verbose {
@@ -427,6 +486,7 @@ pub fn build(options: &BuildOptions) -> anyhow::Result<Dataset> {
                     name: format!("{scan}@{:.1},{:.1},{:.1}", p[0], p[1], p[2]),
                     diameter_mm: 0.0,
                     source: Source::ScanCandidate,
+                    aux: None,
                 });
                 ds.volumes.push(crop);
             }
@@ -692,6 +752,20 @@ pub fn batch(
     (patches, labels)
 }
 
+/// The [`AUX_TARGETS`] of `indices`, row by row, and where each is known (1) or not (0).
+pub fn aux_batch(ds: &Dataset, indices: &[usize]) -> (Vec<f32>, Vec<f32>) {
+    let mut values = Vec::with_capacity(indices.len() * AUX_TARGETS.len());
+    let mut mask = Vec::with_capacity(values.capacity());
+    for &i in indices {
+        let targets = ds.samples[i].aux.unwrap_or([None; AUX_TARGETS.len()]);
+        for t in targets {
+            values.push(t.unwrap_or(0.0));
+            mask.push(if t.is_some() { 1.0 } else { 0.0 });
+        }
+    }
+    (values, mask)
+}
+
 #[cfg(test)]
 mod tests {
 
@@ -768,6 +842,7 @@ mod tests {
             name: "n".into(),
             diameter_mm: 8.0,
             source: Source::Nodule,
+            aux: None,
         };
         for _ in 0..50 {
             let t = random_transform(&mut rng, ModelKind::Nodule, 1.0, &sample);

@@ -29,18 +29,74 @@ pub struct ExportArgs {
     pub detection_reports: Vec<(String, PathBuf)>,
 }
 
+/// The training record of a shipped model, as its run left it (from the manifest entry
+/// export wrote).
+fn shipped_state(entry: &ManifestModel) -> anyhow::Result<RunState> {
+    let t = &entry.training;
+    fn field<T: serde::de::DeserializeOwned>(
+        t: &serde_json::Value,
+        kind: ModelKind,
+        key: &str,
+    ) -> anyhow::Result<T> {
+        serde_json::from_value(t[key].clone())
+            .with_context(|| format!("the shipped {} model's training has no {key}", kind.name()))
+    }
+    let k = entry.kind;
+    Ok(RunState {
+        kind: entry.kind,
+        architecture: entry.architecture.clone(),
+        preprocess: entry.preprocess.clone(),
+        train: field(t, k, "train")?,
+        epochs_done: field(t, k, "epochs_done")?,
+        history: field(t, k, "history")?,
+        best_epoch: field(t, k, "best_epoch")?,
+        best_val_auc: field(t, k, "best_val_auc")?,
+        threshold: entry.threshold,
+        params: entry.params as usize,
+        samples: t["samples"].clone(),
+        seconds: field(t, k, "seconds")?,
+        fold: None,
+        aux_weight: t["aux_weight"].as_f64().unwrap_or(0.0),
+        aux_targets: serde_json::from_value(t["aux_targets"].clone()).unwrap_or_default(),
+    })
+}
+
 pub fn export(args: &ExportArgs) -> anyhow::Result<Manifest> {
     std::fs::create_dir_all(&args.out)?;
     let mut models = Vec::new();
     let mut reports = Vec::new();
+    // A kind without a run keeps what `out` ships (weights, training record), re-evaluated.
+    let shipped = Manifest::from_json(
+        &std::fs::read_to_string(args.out.join("manifest.json")).unwrap_or_default(),
+    )
+    .ok();
     for kind in ModelKind::ALL {
         let dir = run_dir(&args.runs, kind);
-        let state: RunState = serde_json::from_str(
-            &std::fs::read_to_string(dir.join("run.json"))
-                .with_context(|| format!("reading {}/run.json (train first)", dir.display()))?,
-        )?;
-        let loaded = eval::load(&args.runs, kind)?;
-        let bytes = std::fs::read(dir.join("best.bpk"))?;
+        let (state, loaded, bytes) = if dir.join("run.json").is_file() {
+            let state: RunState =
+                serde_json::from_str(&std::fs::read_to_string(dir.join("run.json"))?)?;
+            let bytes = std::fs::read(dir.join("best.bpk"))?;
+            (state, eval::load(&args.runs, kind)?, bytes)
+        } else {
+            let entry = shipped
+                .as_ref()
+                .and_then(|m| m.model(kind))
+                .with_context(|| {
+                    format!(
+                        "no {}/run.json and no shipped {} model in {} (train first)",
+                        dir.display(),
+                        kind.name(),
+                        args.out.display()
+                    )
+                })?;
+            eprintln!(
+                "{}: no run in {}, keeping the shipped model",
+                kind.name(),
+                args.runs.display()
+            );
+            let bytes = std::fs::read(args.out.join(&entry.file))?;
+            (shipped_state(entry)?, eval::load(&args.out, kind)?, bytes)
+        };
         let seed = state.train.seed;
         eprintln!("evaluating {} on validation and test patients", kind.name());
         let ds = data::build(&BuildOptions {
@@ -76,6 +132,8 @@ pub fn export(args: &ExportArgs) -> anyhow::Result<Manifest> {
             "seconds": state.seconds,
             "samples": state.samples,
             "history": state.history,
+            "aux_weight": state.aux_weight,
+            "aux_targets": state.aux_targets,
         });
         reports.push(Report {
             kind,
@@ -354,6 +412,16 @@ seed {}; {:.0} s on the CPU (flex backend, 2 shared cores).\n",
             state.train.seed,
             state.seconds
         );
+        if state.aux_weight > 0.0 {
+            let _ = writeln!(
+                s,
+                "Multi-task: beside the label, a second head on the hidden layer learnt the readers' \
+other ratings ({}; each scaled to 0–1, loss weight {}). That head is not shipped: the ratings are \
+training targets only, never inputs.\n",
+                state.aux_targets.join(", "),
+                state.aux_weight
+            );
+        }
     }
     let _ = writeln!(s, "## Tuning\n");
     for report in reports {

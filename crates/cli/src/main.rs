@@ -175,6 +175,11 @@ enum Command {
         /// instead of the seeded split, for `eval-malignancy --out-of-fold`.
         #[arg(long, value_parser = data::Fold::parse)]
         fold: Option<data::Fold>,
+        /// Malignancy: weight of a multi-task loss on the readers' other ratings (calcification,
+        /// lobulation, spiculation, margin, sphericity, subtlety, texture, diameter), predicted
+        /// from the hidden layer by a head that is not shipped; 0 for none.
+        #[arg(long, default_value_t = 0.0)]
+        aux_weight: f64,
         #[command(flatten)]
         scans: ScanArgs,
     },
@@ -532,6 +537,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             widths,
             resume,
             fold,
+            aux_weight,
             scans,
         } => {
             let config = TrainConfig::new()
@@ -552,6 +558,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 negatives_per_scan: scans.negatives_per_scan,
                 quiet: false,
                 fold,
+                aux_weight,
             })?;
             println!(
                 "best validation AUC {:.4} at epoch {} of {}; {:.0} s; run in {}",

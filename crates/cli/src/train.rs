@@ -8,7 +8,7 @@ use anyhow::{Context, bail};
 use burn::prelude::*;
 use indicatif::{ProgressBar, ProgressStyle};
 use nodulens_core::preprocess::PreprocessConfig;
-use nodulens_model::train::{EpochLog, TrainConfig, Trainer, param_count};
+use nodulens_model::train::{AuxTargets, EpochLog, TrainConfig, Trainer, param_count};
 use nodulens_model::{ModelKind, NetConfig};
 use serde::{Deserialize, Serialize};
 
@@ -35,6 +35,11 @@ pub struct RunState {
     /// The k-fold split the run was trained on (`None`: the seeded split).
     #[serde(default)]
     pub fold: Option<data::Fold>,
+    /// Weight of the auxiliary targets' loss (0: none), and which targets.
+    #[serde(default)]
+    pub aux_weight: f64,
+    #[serde(default)]
+    pub aux_targets: Vec<String>,
 }
 
 pub struct TrainArgs {
@@ -49,6 +54,9 @@ pub struct TrainArgs {
     pub quiet: bool,
     /// A k-fold split instead of the seeded train / validation / test one.
     pub fold: Option<data::Fold>,
+    /// Weight of the auxiliary targets' loss (malignancy: the readers' other ratings,
+    /// [`data::AUX_TARGETS`]); 0 trains on the label alone.
+    pub aux_weight: f64,
 }
 
 pub fn run_dir(out: &Path, kind: ModelKind) -> PathBuf {
@@ -114,8 +122,14 @@ pub fn train(args: &TrainArgs) -> anyhow::Result<RunState> {
     };
 
     let device = Device::flex().autodiff();
-    let mut trainer = Trainer::new(&architecture, &args.config, &device)?;
-    let params = param_count(&trainer.net);
+    let multi_task = args.aux_weight > 0.0 && args.kind == ModelKind::Malignancy;
+    let aux_outputs = if multi_task {
+        data::AUX_TARGETS.len()
+    } else {
+        0
+    };
+    let mut trainer = Trainer::with_aux(&architecture, &args.config, aux_outputs, &device)?;
+    let params = param_count(&trainer.model.net);
     let mut state = RunState {
         kind: args.kind,
         architecture: architecture.clone(),
@@ -130,6 +144,12 @@ pub fn train(args: &TrainArgs) -> anyhow::Result<RunState> {
         samples,
         seconds: 0.0,
         fold: args.fold,
+        aux_weight: if multi_task { args.aux_weight } else { 0.0 },
+        aux_targets: if multi_task {
+            data::AUX_TARGETS.iter().map(|s| s.to_string()).collect()
+        } else {
+            vec![]
+        },
     };
     let checkpoint = dir.join("checkpoint.json");
     if args.resume && checkpoint.is_file() {
@@ -196,7 +216,13 @@ pub fn train(args: &TrainArgs) -> anyhow::Result<RunState> {
                 .iter()
                 .map(|&l| if l > 0.5 { w_pos } else { w_neg })
                 .collect();
-            let loss = trainer.step(&patches, &labels, &weights, lr)?;
+            let (aux_values, aux_mask) = data::aux_batch(&ds, chunk);
+            let aux = multi_task.then_some(AuxTargets {
+                values: &aux_values,
+                mask: &aux_mask,
+                weight: args.aux_weight as f32,
+            });
+            let loss = trainer.step_with_aux(&patches, &labels, &weights, aux, lr)?;
             if !loss.is_finite() {
                 bail!("loss became {loss} at epoch {} step {step}", epoch + 1);
             }

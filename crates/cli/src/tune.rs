@@ -110,6 +110,7 @@ pub fn tune(args: &TuneArgs) -> anyhow::Result<Vec<TrialResult>> {
             negatives_per_scan: args.negatives_per_scan,
             quiet: true,
             fold: None,
+            aux_weight: 0.0,
         })?;
         eprintln!(
             "trial {i}: validation AUC {:.4} (epoch {}), {:.0} s",

@@ -206,12 +206,20 @@ impl Net {
     /// `input`: `[batch, views × channels, size, size]` (patches as laid out by
     /// `extract_views`). Returns logits `[batch, 1]`.
     pub fn forward(&self, input: Tensor<4>) -> Tensor<2> {
+        self.forward_with_hidden(input).1
+    }
+
+    /// The hidden layer `[batch, hidden]` (after dropout, as the last layer sees it) and the
+    /// logits: training's auxiliary heads read the hidden layer.
+    pub fn forward_with_hidden(&self, input: Tensor<4>) -> (Tensor<2>, Tensor<2>) {
         let [batch, _, _, _] = input.dims();
         let x = self.features(input);
         let [_, width] = x.dims();
         let x = x.reshape([batch, self.views * width]);
-        let x = relu(self.fc1.forward(self.dropout.forward(x)));
-        self.fc2.forward(self.dropout.forward(x))
+        let hidden = self
+            .dropout
+            .forward(relu(self.fc1.forward(self.dropout.forward(x))));
+        (hidden.clone(), self.fc2.forward(hidden))
     }
 
     /// The convolution stages, averaged over the remaining grid: `[batch · views, width]`.

@@ -3,6 +3,7 @@
 //! The data loop (sampling, augmentation, splits) lives in the CLI; this module only needs
 //! patches and labels, so a test can run a real step on a small fixture.
 
+use burn::nn::{Linear, LinearConfig};
 use burn::optim::{AdamWConfig, GradientsParams, ModuleOptimizer};
 use burn::prelude::*;
 use burn::tensor::Bytes;
@@ -46,12 +47,30 @@ pub fn bce_with_logits(logits: Tensor<1>, targets: Tensor<1>, weights: Tensor<1>
     (loss * weights).mean()
 }
 
+/// What training optimises: the network, and optionally a linear head on its hidden layer
+/// that predicts auxiliary targets (multi-task learning; e.g. the readers' ratings beside
+/// malignancy). Only `net` is saved and shipped.
+#[derive(Module, Debug)]
+pub struct TrainNet {
+    pub net: Net,
+    pub aux: Option<Linear>,
+}
+
 /// A network on an autodiff device with its AdamW optimiser.
 pub struct Trainer {
-    pub net: Net,
+    pub model: TrainNet,
     pub config: NetConfig,
     optim: ModuleOptimizer,
     device: Device,
+}
+
+/// The auxiliary targets of one batch: `values` (`batch × outputs`, each in [0, 1], row by
+/// row), `mask` (1 where a value is known, 0 where not) and the weight of their loss beside
+/// the main one.
+pub struct AuxTargets<'a> {
+    pub values: &'a [f32],
+    pub mask: &'a [f32],
+    pub weight: f32,
 }
 
 impl Trainer {
@@ -59,6 +78,16 @@ impl Trainer {
     pub fn new(
         config: &NetConfig,
         train: &TrainConfig,
+        device: &Device,
+    ) -> Result<Self, ModelError> {
+        Self::with_aux(config, train, 0, device)
+    }
+
+    /// A fresh network with an auxiliary head of `aux_outputs` outputs (none for 0).
+    pub fn with_aux(
+        config: &NetConfig,
+        train: &TrainConfig,
+        aux_outputs: usize,
         device: &Device,
     ) -> Result<Self, ModelError> {
         config.validate()?;
@@ -69,11 +98,13 @@ impl Trainer {
         };
         device.seed(train.seed);
         let net = config.init(&device);
+        let aux =
+            (aux_outputs > 0).then(|| LinearConfig::new(config.hidden, aux_outputs).init(&device));
         let optim = AdamWConfig::new()
             .with_weight_decay(train.weight_decay as f32)
             .init();
         Ok(Self {
-            net,
+            model: TrainNet { net, aux },
             config: config.clone(),
             optim,
             device,
@@ -92,7 +123,19 @@ impl Trainer {
         weights: &[f32],
         learning_rate: f64,
     ) -> Result<f32, ModelError> {
-        let input = self.net.input_tensor(patches, &self.device)?;
+        self.step_with_aux(patches, labels, weights, None, learning_rate)
+    }
+
+    /// [`Trainer::step`] with auxiliary targets for the auxiliary head (ignored without one).
+    pub fn step_with_aux(
+        &mut self,
+        patches: &[f32],
+        labels: &[f32],
+        weights: &[f32],
+        aux: Option<AuxTargets>,
+        learning_rate: f64,
+    ) -> Result<f32, ModelError> {
+        let input = self.model.net.input_tensor(patches, &self.device)?;
         let [n, _, _, _] = input.dims();
         if labels.len() != n || weights.len() != n {
             return Err(ModelError::InputSize {
@@ -102,22 +145,44 @@ impl Trainer {
         }
         let targets = Tensor::<1>::from_data(TensorData::new(labels.to_vec(), [n]), &self.device);
         let w = Tensor::<1>::from_data(TensorData::new(weights.to_vec(), [n]), &self.device);
-        let logits = self.net.forward(input).reshape([n]);
-        let loss = bce_with_logits(logits, targets, w);
+        let (hidden, logits) = self.model.net.forward_with_hidden(input);
+        let mut loss = bce_with_logits(logits.reshape([n]), targets, w);
+        if let (Some(head), Some(aux)) = (&self.model.aux, aux) {
+            let outputs = head.weight.dims()[1];
+            if aux.values.len() != n * outputs || aux.mask.len() != n * outputs {
+                return Err(ModelError::InputSize {
+                    got: aux.values.len(),
+                    per_patch: n * outputs,
+                });
+            }
+            let values = Tensor::<1>::from_data(
+                TensorData::new(aux.values.to_vec(), [n * outputs]),
+                &self.device,
+            );
+            let mask = Tensor::<1>::from_data(
+                TensorData::new(aux.mask.to_vec(), [n * outputs]),
+                &self.device,
+            );
+            let aux_logits = head.forward(hidden).reshape([n * outputs]);
+            // Soft-target cross-entropy over the known values only.
+            let known = aux.mask.iter().sum::<f32>().max(1.0);
+            let aux_loss = bce_with_logits(aux_logits, values, mask) * (n * outputs) as f32 / known;
+            loss = loss + aux_loss * aux.weight;
+        }
         let value = loss
             .clone()
             .try_into_data()
             .map_err(|e| ModelError::Readback(format!("{e:?}")))?
             .try_to_vec::<f32>()
             .map_err(|e| ModelError::Readback(format!("{e:?}")))?;
-        let grads = GradientsParams::from_grads(loss.backward(), &self.net);
-        self.net = self.optim.step(learning_rate, self.net.clone(), grads);
+        let grads = GradientsParams::from_grads(loss.backward(), &self.model);
+        self.model = self.optim.step(learning_rate, self.model.clone(), grads);
         Ok(value.first().copied().unwrap_or(f32::NAN))
     }
 
     /// Probabilities with the network in evaluation mode (no dropout, running batch-norm stats).
     pub fn predict(&self, patches: &[f32]) -> Result<Vec<f32>, ModelError> {
-        let net = self.net.valid();
+        let net = self.model.net.valid();
         let device = self.device.clone().inner();
         let input = net.input_tensor(patches, &device)?;
         net.probabilities(input)
@@ -129,7 +194,7 @@ impl Trainer {
 
     /// The weights as burnpack bytes.
     pub fn weights(&self) -> Result<Vec<u8>, ModelError> {
-        weights_to_bytes(self.net.valid())
+        weights_to_bytes(self.model.net.valid())
     }
 
     /// Optimiser state as bytes (for resuming).
@@ -143,7 +208,7 @@ impl Trainer {
     /// Restores weights and optimiser state saved by [`Trainer::weights`] and
     /// [`Trainer::optimizer_state`].
     pub fn restore(&mut self, weights: Vec<u8>, optimizer: Vec<u8>) -> Result<(), ModelError> {
-        self.net = load_weights(self.net.clone(), weights)?.train();
+        self.model.net = load_weights(self.model.net.clone(), weights)?.train();
         let optim = std::mem::replace(&mut self.optim, AdamWConfig::new().init());
         self.optim = optim
             .from_bytes(Bytes::from_bytes_vec(optimizer))

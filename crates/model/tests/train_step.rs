@@ -7,7 +7,7 @@ use burn::prelude::*;
 use nodulens_core::preprocess::{PatchTransform, PreprocessConfig, extract_views_into};
 use nodulens_core::{DiskFiles, OpenOptions};
 use nodulens_model::NetConfig;
-use nodulens_model::train::{TrainConfig, Trainer};
+use nodulens_model::train::{AuxTargets, TrainConfig, Trainer};
 
 fn fixture() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/model")
@@ -90,4 +90,51 @@ fn loss_falls_on_the_fixture() {
     for (a, b) in before.iter().zip(&after) {
         assert!((a - b).abs() < 1e-5, "{a} vs {b}");
     }
+}
+
+/// The multi-task head learns its targets beside the label, and is not part of what is saved:
+/// the weights load into a plain network of the same architecture.
+#[test]
+fn an_auxiliary_head_trains_and_is_not_saved() {
+    let pre = PreprocessConfig::default();
+    let (patches, labels) = fixture_batch(&pre);
+    let config = NetConfig::for_preprocess(&pre);
+    let train = TrainConfig::new().with_seed(5);
+    let outputs = 2;
+    let mut trainer = Trainer::with_aux(&config, &train, outputs, &Device::flex()).unwrap();
+    let weights = vec![1.0; labels.len()];
+    // Targets: the label itself and its opposite; the second sample's second target unknown.
+    let values: Vec<f32> = labels.iter().flat_map(|&l| [l, 1.0 - l]).collect();
+    let mut mask = vec![1.0; values.len()];
+    mask[3] = 0.0;
+    let aux = || AuxTargets {
+        values: &values,
+        mask: &mask,
+        weight: 1.0,
+    };
+    let first = trainer
+        .step_with_aux(&patches, &labels, &weights, Some(aux()), 2e-3)
+        .unwrap();
+    let mut last = first;
+    for _ in 0..7 {
+        last = trainer
+            .step_with_aux(&patches, &labels, &weights, Some(aux()), 2e-3)
+            .unwrap();
+    }
+    assert!(last < 0.8 * first, "loss {first} → {last}");
+    // Wrong-sized targets are refused, not misread.
+    let short = AuxTargets {
+        values: &values[1..],
+        mask: &mask[1..],
+        weight: 1.0,
+    };
+    assert!(
+        trainer
+            .step_with_aux(&patches, &labels, &weights, Some(short), 2e-3)
+            .is_err()
+    );
+    let net =
+        nodulens_model::load_weights(config.init(&Device::flex()), trainer.weights().unwrap())
+            .expect("the saved weights are the plain network's");
+    assert_eq!(net.num_params(), trainer.model.net.num_params());
 }
