@@ -210,12 +210,9 @@ async fn load_models(
             .map_err(|e| AnalysisError::Models(format!("{}: {e}", kind.name())))
     };
     let operating_point = manifest.operating_point().unwrap_or(0.5);
-    let combination = entry(ModelKind::Malignancy)?
-        .combination
-        .as_ref()
-        .map(MalignancyCombination::from_manifest)
-        .transpose()
-        .map_err(|e| AnalysisError::Models(e.to_string()))?;
+    let combination =
+        MalignancyCombination::shipped(entry(ModelKind::Malignancy)?.combination.as_ref())
+            .map_err(|e| AnalysisError::Models(e.to_string()))?;
     let backend = match backend {
         ComputeBackend::WebGpu => Backend::WebGpu,
         ComputeBackend::Cpu => Backend::Cpu,

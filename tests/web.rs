@@ -427,13 +427,13 @@ mod models {
             p.push(by_site);
         }
         // p_malignant as shipped: the manifest's combination of the CNN and the measurement.
-        let combination = Manifest::from_json(MANIFEST)
-            .expect("manifest")
-            .model(ModelKind::Malignancy)
-            .and_then(|m| m.combination.as_ref())
-            .map(|c| {
-                nodulens_detect::MalignancyCombination::from_manifest(c).expect("combination")
-            });
+        let manifest = Manifest::from_json(MANIFEST).expect("manifest");
+        let combination = nodulens_detect::MalignancyCombination::shipped(
+            manifest
+                .model(ModelKind::Malignancy)
+                .and_then(|m| m.combination.as_ref()),
+        )
+        .expect("combination");
         let scored: Vec<_> = measured
             .iter()
             .enumerate()

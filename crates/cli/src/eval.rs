@@ -54,12 +54,12 @@ pub fn load_on(dir: &Path, kind: ModelKind, device: &Device) -> anyhow::Result<L
             .verify(&bytes)
             .with_context(|| format!("{} is not the shipped file", path.display()))?;
         let seed = entry.training["train"]["seed"].as_u64().unwrap_or(42);
-        let combination = entry
-            .combination
-            .as_ref()
-            .map(MalignancyCombination::from_manifest)
-            .transpose()
-            .with_context(|| format!("{}", manifest_path.display()))?;
+        // Only the malignancy model's output is combined with the measurement.
+        let combination = match kind {
+            ModelKind::Malignancy => MalignancyCombination::shipped(entry.combination.as_ref())
+                .with_context(|| format!("{}", manifest_path.display()))?,
+            ModelKind::Nodule => None,
+        };
         return Ok(Loaded {
             combination,
             classifier: Classifier::from_manifest(entry, bytes, device)?,
@@ -504,9 +504,14 @@ impl OutOfFold {
 /// the baselines and the calibration.
 pub fn evaluate_out_of_fold(args: &EvalArgs, folds: &Path) -> anyhow::Result<serde_json::Value> {
     let oof = out_of_fold(args, folds)?;
+    Ok(report_out_of_fold(&oof, args.kind, folds))
+}
+
+/// The report of [`evaluate_out_of_fold`] from cases already predicted.
+pub fn report_out_of_fold(oof: &OutOfFold, kind: ModelKind, folds: &Path) -> serde_json::Value {
     let seed = oof.seed;
     let labels = &oof.labels;
-    let malignancy = args.kind == ModelKind::Malignancy;
+    let malignancy = kind == ModelKind::Malignancy;
     let (probs, threshold) = if malignancy {
         (
             oof.nested_combination(malignancy::DEFAULT_L2),
@@ -535,7 +540,7 @@ pub fn evaluate_out_of_fold(args: &EvalArgs, folds: &Path) -> anyhow::Result<ser
             "fitted": "per fold, on the other folds' out-of-fold cases",
         });
     }
-    let key = probability_key(args.kind);
+    let key = probability_key(kind);
     let predictions: Vec<serde_json::Value> = (0..probs.len())
         .map(|i| {
             let mut v = serde_json::json!({
@@ -561,7 +566,7 @@ pub fn evaluate_out_of_fold(args: &EvalArgs, folds: &Path) -> anyhow::Result<ser
     report["model"] = folds.display().to_string().into();
     report["roc"] = roc_json(&probs, labels);
     report["predictions"] = predictions.into();
-    Ok(report)
+    report
 }
 
 /// The baselines, gains and calibration of a malignancy report, for the terminal.

@@ -72,11 +72,19 @@ pub fn export(args: &ExportArgs) -> anyhow::Result<Manifest> {
     .ok();
     for kind in ModelKind::ALL {
         let dir = run_dir(&args.runs, kind);
-        let (state, loaded, bytes) = if dir.join("run.json").is_file() {
+        // The shipped malignancy combination stays with the CNN it was fitted for, and only
+        // with it: a new CNN needs `nodulens fit-malignancy`.
+        let (state, loaded, bytes, combination) = if dir.join("run.json").is_file() {
             let state: RunState =
                 serde_json::from_str(&std::fs::read_to_string(dir.join("run.json"))?)?;
             let bytes = std::fs::read(dir.join("best.bpk"))?;
-            (state, eval::load(&args.runs, kind)?, bytes)
+            if kind == ModelKind::Malignancy {
+                eprintln!(
+                    "malignancy: a new CNN; run `nodulens fit-malignancy` next (p_malignant is \
+the CNN's own output until then)"
+                );
+            }
+            (state, eval::load(&args.runs, kind)?, bytes, None)
         } else {
             let entry = shipped
                 .as_ref()
@@ -95,7 +103,11 @@ pub fn export(args: &ExportArgs) -> anyhow::Result<Manifest> {
                 args.runs.display()
             );
             let bytes = std::fs::read(args.out.join(&entry.file))?;
-            (shipped_state(entry)?, eval::load(&args.out, kind)?, bytes)
+            let state = shipped_state(entry)?;
+            // The card's tables are the CNN's own output; fit-malignancy adds the combination's.
+            let mut loaded = eval::load(&args.out, kind)?;
+            loaded.combination = None;
+            (state, loaded, bytes, entry.combination.clone())
         };
         let seed = state.train.seed;
         eprintln!("evaluating {} on validation and test patients", kind.name());
@@ -156,8 +168,7 @@ pub fn export(args: &ExportArgs) -> anyhow::Result<Manifest> {
                 ModelKind::Malignancy => None,
             },
             training,
-            // A new CNN needs a new combination: `nodulens fit-malignancy` after the export.
-            combination: None,
+            combination,
             metrics: serde_json::Value::Object(metrics),
         });
     }
@@ -377,8 +388,10 @@ precision and F1 at the threshold chosen on validation (Youden's J).\n"
         if *kind == ModelKind::Malignancy {
             let _ = writeln!(
                 s,
-                "\nBaselines on the same test nodules (the diameter alone: the readers' from \
-                 `nodules.csv`, and our own segmentation's), the model's gain over each (paired \
+                "\nThese are the CNN's own outputs; `p_malignant` as shipped combines them with our \
+                 measurement of the finding (see \"p_malignant: the CNN combined with our measurement\" \
+                 below). Baselines on the same test nodules (the diameter alone: the readers' from \
+                 `nodules.csv`, and our own segmentation's), the CNN's gain over each (paired \
                  bootstrap 95 % interval), and its calibration:\n"
             );
             for line in crate::eval::baseline_lines(&metrics["test"]) {

@@ -27,14 +27,25 @@ pub fn run(data: &Path, folds: &Path, models: &Path, cache: PathBuf) -> anyhow::
         cache,
         negatives_per_scan: 0,
     };
-    let shipped = eval::load(models, ModelKind::Malignancy)?;
+    let manifest_path = models.join("manifest.json");
+    let mut manifest = Manifest::from_json(
+        &std::fs::read_to_string(&manifest_path)
+            .with_context(|| format!("reading {}", manifest_path.display()))?,
+    )?;
+    // The shipped model's split seed (its combination, possibly stale, is not read).
+    let seed = manifest
+        .model(ModelKind::Malignancy)
+        .context("the manifest has no malignancy model")?
+        .training["train"]["seed"]
+        .as_u64()
+        .unwrap_or(42);
     let oof = eval::out_of_fold(&args, folds)?;
     // The shipped model's own test patients stay out of the fit, so its test figures remain
     // held out.
     let split = data::build(&BuildOptions {
         kind: ModelKind::Malignancy,
         data,
-        seed: shipped.seed,
+        seed,
         cache: &args.cache,
         negatives_per_scan: 0,
         only: None,
@@ -55,28 +66,51 @@ pub fn run(data: &Path, folds: &Path, models: &Path, cache: PathBuf) -> anyhow::
         labels.iter().filter(|&&l| l).count()
     );
 
-    let manifest_path = models.join("manifest.json");
-    let mut manifest = Manifest::from_json(
-        &std::fs::read_to_string(&manifest_path)
-            .with_context(|| format!("reading {}", manifest_path.display()))?,
-    )?;
+    let out_of_fold = eval::report_out_of_fold(&oof, ModelKind::Malignancy, folds);
     let entry = manifest
         .models
         .iter_mut()
         .find(|m| m.kind == ModelKind::Malignancy)
         .context("the manifest has no malignancy model")?;
     entry.combination = Some(serde_json::to_value(&combination)?);
+    // The entry's metrics describe the CNN alone (export); what ships beside them.
+    let mut summary = out_of_fold.clone();
+    if let Some(o) = summary.as_object_mut() {
+        for key in ["predictions", "roc", "model"] {
+            o.remove(key);
+        }
+    }
+    if let Some(metrics) = entry.metrics.as_object_mut() {
+        metrics.insert("p_malignant_out_of_fold".into(), summary);
+    }
     std::fs::write(
         &manifest_path,
         serde_json::to_string_pretty(&manifest)? + "\n",
     )?;
     eprintln!("wrote the combination into {}", manifest_path.display());
 
-    let out_of_fold = eval::evaluate_out_of_fold(&args, folds)?;
     let test = eval::evaluate(&EvalArgs {
         split: Some(Split::Test),
         ..args
     })?;
+    let mut shipped_test = test.clone();
+    if let Some(o) = shipped_test.as_object_mut() {
+        for key in ["predictions", "roc", "model"] {
+            o.remove(key);
+        }
+    }
+    if let Some(metrics) = manifest
+        .models
+        .iter_mut()
+        .find(|m| m.kind == ModelKind::Malignancy)
+        .and_then(|m| m.metrics.as_object_mut())
+    {
+        metrics.insert("p_malignant_test".into(), shipped_test);
+    }
+    std::fs::write(
+        &manifest_path,
+        serde_json::to_string_pretty(&manifest)? + "\n",
+    )?;
     let card_path = models.join("README.md");
     let card = std::fs::read_to_string(&card_path)
         .with_context(|| format!("reading {}", card_path.display()))?;

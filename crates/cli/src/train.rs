@@ -152,6 +152,12 @@ pub fn train(args: &TrainArgs) -> anyhow::Result<RunState> {
         },
     };
     let checkpoint = dir.join("checkpoint.json");
+    if args.resume && checkpoint.is_file() && multi_task {
+        // Checkpoints hold the shipped network only, not the auxiliary head.
+        bail!(
+            "--resume is not supported with --aux-weight: the auxiliary head is not checkpointed"
+        );
+    }
     if args.resume && checkpoint.is_file() {
         let saved: RunState = serde_json::from_str(&std::fs::read_to_string(&checkpoint)?)
             .context("reading checkpoint.json")?;

@@ -6,7 +6,8 @@
 use nodulens_core::Volume;
 use serde::{Deserialize, Serialize};
 
-use crate::morphology::{convex_hull, squared_distance_3d};
+use crate::measure::largest_slice;
+use crate::morphology::{convex_hull, for_each_neighbour, squared_distance_3d};
 
 /// Voxels denser than this in the shell around a finding are strands or vessels leaving it.
 const STRAND_HU: i16 = -500;
@@ -77,9 +78,18 @@ pub fn describe(
         }
     }
     let vdims = volume.dims();
-    let grow: [usize; 3] = std::array::from_fn(|a| (SHELL_MM / spacing[a]).ceil() as usize + 1);
+    // At most the volume's extent (a degenerate spacing must not make it overflow).
+    let grow: [usize; 3] = std::array::from_fn(|a| {
+        ((SHELL_MM / spacing[a]).ceil() as usize)
+            .saturating_add(1)
+            .min(vdims[a])
+    });
     let lo: [usize; 3] = std::array::from_fn(|a| (origin[a] + first[a]).saturating_sub(grow[a]));
-    let hi: [usize; 3] = std::array::from_fn(|a| (origin[a] + last[a] + 1 + grow[a]).min(vdims[a]));
+    let hi: [usize; 3] = std::array::from_fn(|a| {
+        (origin[a] + last[a] + 1)
+            .saturating_add(grow[a])
+            .min(vdims[a])
+    });
     let g: [usize; 3] = std::array::from_fn(|a| hi[a] - lo[a]);
     let mut grown = vec![false; g[0] * g[1] * g[2]];
     for (at, _) in body.iter().enumerate().filter(|&(_, &m)| m) {
@@ -91,9 +101,8 @@ pub fn describe(
         grown[v[0] + g[0] * (v[1] + g[1] * v[2])] = true;
     }
     let to_body = squared_distance_3d(&grown, g, spacing);
-    // "Just inside": a voxel with a face on the surface; "just outside": within one voxel
-    // diagonal of it.
-    let near = spacing.iter().map(|s| s * s).sum::<f64>();
+    // "Just inside" and "just outside": the voxels on either side of a face of the surface,
+    // so the margin is read at the same depth whatever the slice thickness.
     let shell = SHELL_MM * SHELL_MM;
     let (mut inner, mut inner_n, mut outer, mut outer_n) = (0.0, 0usize, 0.0, 0usize);
     let (mut strands, mut shell_n) = (0usize, 0usize);
@@ -133,7 +142,9 @@ pub fn describe(
                 } else if to_body[at] <= shell {
                     shell_n += 1;
                     strands += usize::from(hu > STRAND_HU);
-                    if to_body[at] <= near {
+                    let mut touches = false;
+                    for_each_neighbour(at, g, |n| touches |= grown[n]);
+                    if touches {
                         outer += f64::from(hu);
                         outer_n += 1;
                     }
@@ -164,24 +175,14 @@ pub fn describe(
 
 /// Area over convex hull area of the largest axial slice of `mask`.
 fn largest_slice_solidity(mask: &[bool], dims: [usize; 3]) -> f64 {
-    let [nx, ny, nz] = dims;
+    let [nx, ny, _] = dims;
     let plane = nx * ny;
-    let Some((area, k)) = (0..nz)
-        .map(|k| {
-            (
-                mask[plane * k..plane * (k + 1)]
-                    .iter()
-                    .filter(|&&m| m)
-                    .count(),
-                k,
-            )
-        })
-        .max_by_key(|&(count, k)| (count, std::cmp::Reverse(k)))
-        .filter(|&(count, _)| count > 0)
-    else {
+    let Some(k) = largest_slice(mask, dims) else {
         return 0.0;
     };
-    let hull = convex_hull(&mask[plane * k..plane * (k + 1)], nx, ny);
+    let slice = &mask[plane * k..plane * (k + 1)];
+    let area = slice.iter().filter(|&&m| m).count();
+    let hull = convex_hull(slice, nx, ny);
     area as f64 / hull.iter().filter(|&&m| m).count().max(area) as f64
 }
 

@@ -44,7 +44,12 @@ const FIT_STEPS: usize = 50;
 
 /// The combination's inputs for one finding: the CNN's logit and its measurement.
 pub fn inputs(p_cnn: f32, m: &Measurement) -> [f64; N_INPUTS] {
-    let p = f64::from(p_cnn).clamp(P_EPSILON, 1.0 - P_EPSILON);
+    // A CNN output that is not a number carries no information: even odds.
+    let p = if p_cnn.is_finite() {
+        f64::from(p_cnn).clamp(P_EPSILON, 1.0 - P_EPSILON)
+    } else {
+        0.5
+    };
     let d = &m.descriptors;
     [
         (p / (1.0 - p)).ln(),
@@ -78,6 +83,8 @@ pub enum CombinationError {
     Length(usize),
     #[error("the malignancy combination holds a value that is not finite")]
     NotFinite,
+    #[error("the malignancy combination holds a scale that is not positive")]
+    NonPositiveScale,
     #[error("the malignancy combination cannot be read: {0}")]
     Unreadable(String),
 }
@@ -97,6 +104,12 @@ pub struct MalignancyCombination {
 }
 
 impl MalignancyCombination {
+    /// The combination a manifest entry may carry (`ManifestModel::combination`), checked:
+    /// `None` where it has none (`p_malignant` is then the CNN's own output).
+    pub fn shipped(value: Option<&serde_json::Value>) -> Result<Option<Self>, CombinationError> {
+        value.map(Self::from_manifest).transpose()
+    }
+
     /// The combination a manifest carries (`ManifestModel::combination`), checked.
     pub fn from_manifest(value: &serde_json::Value) -> Result<Self, CombinationError> {
         let c: Self = serde_json::from_value(value.clone())
@@ -118,12 +131,12 @@ impl MalignancyCombination {
                 return Err(CombinationError::Length(v.len()));
             }
         }
-        let values = self.mean.iter().chain(&self.scale).chain(&self.weights);
-        if !self.bias.is_finite()
-            || values.clone().any(|v| !v.is_finite())
-            || self.scale.iter().any(|&s| s <= 0.0)
-        {
+        let mut values = self.mean.iter().chain(&self.scale).chain(&self.weights);
+        if !self.bias.is_finite() || values.any(|v| !v.is_finite()) {
             return Err(CombinationError::NotFinite);
+        }
+        if self.scale.iter().any(|&s| s <= 0.0) {
+            return Err(CombinationError::NonPositiveScale);
         }
         Ok(())
     }

@@ -169,9 +169,19 @@ pub fn measure(volume: &Volume, seg: &Segmentation, lungs: Option<&LungMask>) ->
 /// largest area; `(0, 0)` for an empty mask. The same routine measures our segmentations and
 /// the readers' masks.
 pub fn axes_of_largest_slice(mask: &[bool], dims: [usize; 3], spacing: [f64; 2]) -> (f64, f64) {
+    let [nx, ny, _] = dims;
+    let area = nx * ny;
+    match largest_slice(mask, dims) {
+        Some(k) => axes(&mask[area * k..area * (k + 1)], nx, ny, spacing),
+        None => (0.0, 0.0),
+    }
+}
+
+/// The slice of `mask` (`dims`) with most set pixels (the first of equals), `None` when empty.
+pub fn largest_slice(mask: &[bool], dims: [usize; 3]) -> Option<usize> {
     let [nx, ny, nz] = dims;
     let area = nx * ny;
-    let best = (0..nz)
+    (0..nz)
         .map(|k| {
             (
                 mask[area * k..area * (k + 1)]
@@ -181,11 +191,9 @@ pub fn axes_of_largest_slice(mask: &[bool], dims: [usize; 3], spacing: [f64; 2])
                 k,
             )
         })
-        .max_by_key(|&(count, k)| (count, std::cmp::Reverse(k)));
-    match best {
-        Some((count, k)) if count > 0 => axes(&mask[area * k..area * (k + 1)], nx, ny, spacing),
-        _ => (0.0, 0.0),
-    }
+        .max_by_key(|&(count, k)| (count, std::cmp::Reverse(k)))
+        .filter(|&(count, _)| count > 0)
+        .map(|(_, k)| k)
 }
 
 /// Long axis (the largest distance between two points of the pixels' outline, pixel corners
