@@ -341,6 +341,7 @@ fn baselines(
 }
 
 /// Every case of an out-of-fold run, predicted by the fold model that never saw its patient.
+#[derive(Default)]
 pub struct OutOfFold {
     pub cnn: Vec<f32>,
     pub labels: Vec<bool>,
@@ -378,20 +379,7 @@ pub fn out_of_fold(args: &EvalArgs, folds: &Path) -> anyhow::Result<OutOfFold> {
     if dirs.is_empty() {
         bail!("no fold-K folders in {}", folds.display());
     }
-    let mut out = OutOfFold {
-        cnn: vec![],
-        labels: vec![],
-        readers: vec![],
-        found: vec![],
-        fold_of: vec![],
-        images: vec![],
-        patients: vec![],
-        thresholds: vec![],
-        temperatures: vec![],
-        scaled: vec![],
-        count: 0,
-        seed: 0,
-    };
+    let mut out = OutOfFold::default();
     let mut seen: Vec<Fold> = vec![];
     let mut seed = None;
     for dir in &dirs {

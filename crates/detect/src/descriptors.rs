@@ -49,12 +49,15 @@ pub fn describe(
     let hu_at = |v: [usize; 3]| volume.voxels()[volume.index(v[0], v[1], v[2])];
     let [nx, ny, _] = dims;
     let (mut n, mut calcium, mut sum, mut sum2) = (0usize, 0usize, 0.0f64, 0.0f64);
+    // The body's own bounds (the segmentation's box is its search box, often far larger).
+    let (mut first, mut last) = ([usize::MAX; 3], [0usize; 3]);
     for (at, _) in body.iter().enumerate().filter(|&(_, &m)| m) {
-        let hu = hu_at([
-            origin[0] + at % nx,
-            origin[1] + (at / nx) % ny,
-            origin[2] + at / (nx * ny),
-        ]);
+        let v = [at % nx, (at / nx) % ny, at / (nx * ny)];
+        for a in 0..3 {
+            first[a] = first[a].min(v[a]);
+            last[a] = last[a].max(v[a]);
+        }
+        let hu = hu_at([origin[0] + v[0], origin[1] + v[1], origin[2] + v[2]]);
         n += 1;
         calcium += usize::from(hu > CALCIUM_HU);
         sum += f64::from(hu);
@@ -67,16 +70,7 @@ pub fn describe(
     let mean = sum / count;
     let hu_std = (sum2 / count - mean * mean).max(0.0).sqrt();
 
-    // The body's own bounds (the segmentation's box is its search box, often far larger),
-    // grown by the shell so the margin and the shell lie inside.
-    let (mut first, mut last) = ([usize::MAX; 3], [0usize; 3]);
-    for (at, _) in body.iter().enumerate().filter(|&(_, &m)| m) {
-        let v = [at % nx, (at / nx) % ny, at / (nx * ny)];
-        for a in 0..3 {
-            first[a] = first[a].min(v[a]);
-            last[a] = last[a].max(v[a]);
-        }
-    }
+    // Grown by the shell, so the margin and the shell lie inside the box.
     let vdims = volume.dims();
     // At most the volume's extent (a degenerate spacing must not make it overflow).
     let grow: [usize; 3] = std::array::from_fn(|a| {
