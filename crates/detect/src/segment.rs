@@ -3,7 +3,8 @@
 //!
 //! Half-maximum thresholding from a seed: the threshold lies halfway between the densest
 //! in-plane 3×3 mean near the seed and air, so a ground-glass nodule (peak ≈ −500 HU) and a
-//! solid one (≈ 0 HU) are both cut at their own edge. Then the component holding the seed,
+//! solid one (≈ 0 HU) are both cut at their own edge; holes (cavities, air bronchograms) are
+//! filled slice by slice, as readers draw them. Then the component holding the seed,
 //! with what is attached through narrow necks (vessels) or lies far from the nodule's centre
 //! (the chest wall, a neighbouring vessel) taken off: the deepest voxel near the seed gives
 //! the nodule's inscribed radius r; voxels farther than [`SPHERE_FACTOR`]·r from it are cut,
@@ -224,6 +225,9 @@ fn segment_within(volume: &Volume, seed_mm: [f64; 3], look_mm: f64) -> Option<Se
     let mut inside: Vec<bool> = (0..area * nz)
         .map(|at| hu(at % nx, (at / nx) % ny, at / area) > threshold)
         .collect();
+    // A cavity, an air bronchogram or a mottled centre is part of the finding: readers draw
+    // around it, and the deepest voxel must not be found in a wall between holes.
+    fill_holes_per_slice(&mut inside, size);
 
     // The deepest voxel near the seed: distance to the nearest voxel at or below the
     // threshold (the box's border is not an edge of the finding).
@@ -278,6 +282,49 @@ fn segment_within(volume: &Volume, seed_mm: [f64; 3], look_mm: f64) -> Option<Se
         threshold_hu: threshold,
         inscribed_radius_mm: radius,
     })
+}
+
+/// Sets the pixels of each slice of `mask` (`dims`) that cannot be reached from the slice's
+/// border through unset pixels (edge-connected): the holes of what is set.
+fn fill_holes_per_slice(mask: &mut [bool], dims: [usize; 3]) {
+    let [nx, ny, _] = dims;
+    let area = nx * ny;
+    if area == 0 {
+        return;
+    }
+    let mut reached = vec![false; area];
+    let mut stack = Vec::new();
+    for slice in mask.chunks_exact_mut(area) {
+        reached.fill(false);
+        for j in 0..ny {
+            for i in 0..nx {
+                let at = i + nx * j;
+                let border = i == 0 || j == 0 || i + 1 == nx || j + 1 == ny;
+                if border && !slice[at] {
+                    reached[at] = true;
+                    stack.push(at);
+                }
+            }
+        }
+        while let Some(at) = stack.pop() {
+            let (i, j) = (at % nx, at / nx);
+            let neighbours = [
+                (i > 0).then(|| at - 1),
+                (i + 1 < nx).then(|| at + 1),
+                (j > 0).then(|| at - nx),
+                (j + 1 < ny).then(|| at + nx),
+            ];
+            for n in neighbours.into_iter().flatten() {
+                if !slice[n] && !reached[n] {
+                    reached[n] = true;
+                    stack.push(n);
+                }
+            }
+        }
+        for (m, &r) in slice.iter_mut().zip(&reached) {
+            *m |= !r;
+        }
+    }
 }
 
 /// Where the peak and the deepest voxel are looked for around the seed, mm.
@@ -351,6 +398,55 @@ mod tests {
         let expected = 4.0 / 3.0 * std::f64::consts::PI * 216.0;
         let ratio = seg.volume_mm3() / expected;
         assert!((0.8..1.2).contains(&ratio), "volume ratio {ratio}");
+    }
+
+    #[test]
+    fn a_cavity_is_part_of_the_finding() {
+        // A 7 mm solid ball with a 4 mm air cavity off its centre: measured whole, as readers
+        // draw it, and its inscribed radius is the ball's, not the wall's.
+        let spacing = [0.7, 0.7, 1.0];
+        let origin = [-28.0, -28.0, -20.0];
+        let vol = synthetic_volume([80, 80, 40], spacing, origin, |i, j, k| {
+            let p = [
+                origin[0] + i as f64 * spacing[0],
+                origin[1] + j as f64 * spacing[1],
+                origin[2] + k as f64 * spacing[2],
+            ];
+            let r = |dx: f64| ((p[0] - dx).powi(2) + p[1] * p[1] + p[2] * p[2]).sqrt();
+            if r(1.5) <= 4.0 {
+                -1000
+            } else if r(0.0) <= 7.0 {
+                30
+            } else {
+                -850
+            }
+        });
+        let seg = segment(&vol, [1.5, 0.0, 0.0]).unwrap();
+        let expected = 4.0 / 3.0 * std::f64::consts::PI * 343.0;
+        let ratio = seg.volume_mm3() / expected;
+        assert!((0.8..1.2).contains(&ratio), "volume ratio {ratio}");
+        assert!(
+            seg.inscribed_radius_mm > 2.5,
+            "radius {}",
+            seg.inscribed_radius_mm
+        );
+    }
+
+    #[test]
+    fn holes_are_filled_slice_by_slice() {
+        // One 5×5 slice: a ring with a one-pixel hole, and an open bay that reaches the border.
+        #[rustfmt::skip]
+        let mut mask = [
+            0, 0, 0, 0, 0,
+            0, 1, 1, 1, 0,
+            0, 1, 0, 1, 0,
+            0, 1, 1, 1, 0,
+            0, 1, 0, 1, 0,
+        ].map(|v| v == 1);
+        fill_holes_per_slice(&mut mask, [5, 5, 1]);
+        assert!(mask[2 + 5 * 2], "the enclosed pixel is filled");
+        assert!(!mask[2 + 5 * 4], "the bay open to the border is not");
+        assert_eq!(mask.iter().filter(|&&m| m).count(), 11);
     }
 
     #[test]
