@@ -38,6 +38,25 @@ struct NoduleResult {
     hit_at_threshold: bool,
 }
 
+/// A mark that counts neither way (by fewer than three readers, or a tumour box), with the
+/// most likely finding on it: whether the pipeline sees LIDC-IDRI-0002's 30 mm nodule or the
+/// Lung_Dx-A0001 mass is on record although the FROC leaves them out.
+#[derive(Debug, Serialize)]
+struct OtherMark {
+    /// "nodule" (a mark by fewer than three readers) or "tumour" (a box).
+    kind: &'static str,
+    /// The mark's centre, or the box's.
+    center_mm: [f64; 3],
+    /// The mark's diameter, or the box's largest side.
+    size_mm: f64,
+    n_readers: Option<u64>,
+    /// p(nodule) of the most likely finding on it (within its radius, or inside the box).
+    best_p: Option<f32>,
+    /// That finding's measured diameter.
+    best_diameter_mm: Option<f64>,
+    found_at_threshold: bool,
+}
+
 #[derive(Debug, Serialize)]
 struct ScanResult {
     scan: String,
@@ -49,12 +68,44 @@ struct ScanResult {
     tumours_found_at_threshold: Vec<bool>,
     lung_rads: String,
     nodules: Vec<NoduleResult>,
+    other_marks: Vec<OtherMark>,
     timings_ms: detect::Timings,
     warnings: Vec<String>,
 }
 
 fn in_box(p: [f64; 3], (lo, hi): ([f64; 3], [f64; 3])) -> bool {
     (0..3).all(|a| p[a] >= lo[a].min(hi[a]) && p[a] <= lo[a].max(hi[a]))
+}
+
+/// The marks of `annotations` that are not reference nodules, and its tumour boxes, each with
+/// the most likely of `findings` (most likely first) on it.
+fn other_marks(findings: &[Finding], annotations: &Annotations, threshold: f32) -> Vec<OtherMark> {
+    let mark = |kind, center_mm, size_mm, n_readers, best: Option<&Finding>| OtherMark {
+        kind,
+        center_mm,
+        size_mm,
+        n_readers,
+        best_p: best.map(|f| f.p_nodule),
+        best_diameter_mm: best.map(|f| f.diameter_mm),
+        found_at_threshold: best.is_some_and(|f| f.p_nodule >= threshold),
+    };
+    let nodules = annotations
+        .nodules
+        .iter()
+        .filter(|n| !is_reference(n))
+        .map(|n| {
+            let best = findings
+                .iter()
+                .find(|f| distance_mm(f.center_mm, n.center_mm) <= hit_radius(n.diameter_mm));
+            mark("nodule", n.center_mm, n.diameter_mm, n.n_readers, best)
+        });
+    let tumours = annotations.tumours.iter().map(|&(lo, hi)| {
+        let best = findings.iter().find(|f| in_box(f.center_mm, (lo, hi)));
+        let center = std::array::from_fn(|a| (lo[a] + hi[a]) / 2.0);
+        let side = (0..3).map(|a| (hi[a] - lo[a]).abs()).fold(0.0, f64::max);
+        mark("tumour", center, side, None, best)
+    });
+    nodules.chain(tumours).collect()
 }
 
 /// Each finding's outcome (findings most likely first), and which reference nodule each hit.
@@ -245,6 +296,24 @@ pub fn evaluate(args: &EvalDetectionArgs) -> anyhow::Result<serde_json::Value> {
             fps,
             timings.total
         );
+        let others = other_marks(&merged, &annotations, threshold);
+        for m in &others {
+            let seen = match (m.best_p, m.best_diameter_mm) {
+                (Some(p), Some(d)) => format!(
+                    "best finding p {p:.3} ({d:.1} mm), {} at p ≥ {threshold:.3}",
+                    if m.found_at_threshold {
+                        "listed"
+                    } else {
+                        "not listed"
+                    }
+                ),
+                _ => "no finding on it".to_owned(),
+            };
+            println!(
+                "{:<18} {} of {:.1} mm (counts neither way): {seen}",
+                "", m.kind, m.size_mm
+            );
+        }
         per_scan.push(ScanResult {
             scan: scan.clone(),
             n_reference: nodules.len(),
@@ -254,6 +323,7 @@ pub fn evaluate(args: &EvalDetectionArgs) -> anyhow::Result<serde_json::Value> {
             tumours_found_at_threshold: tumours_found,
             lung_rads: lung_rads.to_owned(),
             nodules,
+            other_marks: others,
             timings_ms: timings,
             warnings: report.warnings.iter().map(|w| w.message.clone()).collect(),
         });
@@ -324,6 +394,74 @@ pub fn evaluate(args: &EvalDetectionArgs) -> anyhow::Result<serde_json::Value> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use nodulens_detect::{Category, NoduleType};
+
+    fn finding(center_mm: [f64; 3], p_nodule: f32, diameter_mm: f64) -> Finding {
+        Finding {
+            center_mm,
+            center_voxel: [0; 3],
+            diameter_mm,
+            long_axis_mm: diameter_mm,
+            short_axis_mm: diameter_mm,
+            volume_mm3: 100.0,
+            mean_hu: 0.0,
+            nodule_type: NoduleType::Solid,
+            solid_component_mm: None,
+            calcified: false,
+            on_pleura: false,
+            p_nodule,
+            p_malignant: 0.5,
+            lung_rads: Category::Suspicious,
+            lung_rads_rule: String::new(),
+            scale_mm: 10.0,
+        }
+    }
+
+    #[test]
+    fn marks_that_count_neither_way_keep_their_most_likely_finding() {
+        let annotations = Annotations {
+            nodules: vec![
+                // A two-reader 30 mm nodule, seen below the threshold.
+                data::AnnotatedNodule {
+                    center_mm: [0.0; 3],
+                    diameter_mm: 30.0,
+                    n_readers: Some(2),
+                    reference: false,
+                },
+                // A reference nodule: not an "other" mark.
+                data::AnnotatedNodule {
+                    center_mm: [100.0, 0.0, 0.0],
+                    diameter_mm: 6.0,
+                    n_readers: Some(4),
+                    reference: true,
+                },
+            ],
+            tumours: vec![([50.0, 50.0, 50.0], [70.0, 90.0, 60.0])],
+        };
+        // Most likely first, as the pipeline lists them.
+        let findings = [
+            finding([100.0, 0.0, 0.0], 0.99, 6.0),
+            finding([60.0, 60.0, 55.0], 0.95, 35.0),
+            finding([10.0, 0.0, 0.0], 0.8, 20.0),
+            finding([-5.0, 0.0, 0.0], 0.7, 25.0),
+        ];
+        let others = other_marks(&findings, &annotations, 0.9);
+        assert_eq!(others.len(), 2);
+        let (nodule, tumour) = (&others[0], &others[1]);
+        assert_eq!((nodule.kind, nodule.n_readers), ("nodule", Some(2)));
+        assert_eq!(nodule.best_p, Some(0.8));
+        assert_eq!(nodule.best_diameter_mm, Some(20.0));
+        assert!(!nodule.found_at_threshold);
+        assert_eq!(tumour.kind, "tumour");
+        assert_eq!(tumour.center_mm, [60.0, 70.0, 55.0]);
+        assert_eq!(tumour.size_mm, 40.0);
+        assert_eq!(tumour.best_p, Some(0.95));
+        assert!(tumour.found_at_threshold);
+        // Nothing near: no finding on it.
+        let none = other_marks(&findings[..1], &annotations, 0.9);
+        assert_eq!(none[0].best_p, None);
+        assert!(!none[0].found_at_threshold);
+    }
 
     #[test]
     fn froc_counts_hits_above_the_allowed_false_positives() {
