@@ -30,8 +30,13 @@ struct Band {
     long_axis_vs_mask_mae: f64,
     /// Median |ours − diameter_mm|, mm (the table's diameter is not an axis: see the note).
     mean_axis_vs_table_mae: f64,
+    /// Median signed difference (ours − diameter_mm), mm.
+    mean_axis_vs_table_bias: f64,
     /// The readers' mask measured by the same routine against diameter_mm.
     mask_vs_table_mae: f64,
+    /// Median signed difference (mask − diameter_mm), mm: the two references disagree by this
+    /// much, so no measurement can be near both where it is large.
+    mask_vs_table_bias: f64,
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -167,7 +172,9 @@ pub fn evaluate(crops: &Path) -> anyhow::Result<serde_json::Value> {
             mean_axis_vs_mask_bias: median(v.iter().map(|r| r[0] - r[1]).collect()),
             long_axis_vs_mask_mae: median(v.iter().map(|r| (r[2] - r[3]).abs()).collect()),
             mean_axis_vs_table_mae: median(v.iter().map(|r| (r[0] - r[4]).abs()).collect()),
+            mean_axis_vs_table_bias: median(v.iter().map(|r| r[0] - r[4]).collect()),
             mask_vs_table_mae: median(v.iter().map(|r| (r[1] - r[4]).abs()).collect()),
+            mask_vs_table_bias: median(v.iter().map(|r| r[1] - r[4]).collect()),
         })
         .collect();
     let agree: usize = (0..3).map(|i| confusion[i][i]).sum();
@@ -195,12 +202,21 @@ pub fn evaluate(crops: &Path) -> anyhow::Result<serde_json::Value> {
 pub fn run(data_root: &Path, json: Option<&Path>) -> anyhow::Result<()> {
     let report = evaluate(&data::crops_dir(data_root))?;
     println!(
-        "{:<9} {:>4} {:>5}  {:>12} {:>6} {:>10} {:>12} {:>12}",
-        "band", "n", "seg", "mean vs mask", "bias", "long vs", "mean vs csv", "mask vs csv"
+        "{:<9} {:>4} {:>5}  {:>12} {:>6} {:>10} {:>12} {:>6} {:>12} {:>6}",
+        "band",
+        "n",
+        "seg",
+        "mean vs mask",
+        "bias",
+        "long vs",
+        "mean vs csv",
+        "bias",
+        "mask vs csv",
+        "bias"
     );
     for b in report["by_size"].as_array().into_iter().flatten() {
         println!(
-            "{:<9} {:>4} {:>5}  {:>12.2} {:>6.2} {:>10.2} {:>12.2} {:>12.2}",
+            "{:<9} {:>4} {:>5}  {:>12.2} {:>6.2} {:>10.2} {:>12.2} {:>6.2} {:>12.2} {:>6.2}",
             b["band"].as_str().unwrap_or(""),
             b["nodules"],
             b["segmented"],
@@ -208,7 +224,9 @@ pub fn run(data_root: &Path, json: Option<&Path>) -> anyhow::Result<()> {
             b["mean_axis_vs_mask_bias"].as_f64().unwrap_or(f64::NAN),
             b["long_axis_vs_mask_mae"].as_f64().unwrap_or(f64::NAN),
             b["mean_axis_vs_table_mae"].as_f64().unwrap_or(f64::NAN),
+            b["mean_axis_vs_table_bias"].as_f64().unwrap_or(f64::NAN),
             b["mask_vs_table_mae"].as_f64().unwrap_or(f64::NAN),
+            b["mask_vs_table_bias"].as_f64().unwrap_or(f64::NAN),
         );
     }
     println!(
