@@ -104,6 +104,7 @@ pub fn predict(
     Ok(out)
 }
 
+#[derive(Clone)]
 pub struct EvalArgs {
     pub kind: ModelKind,
     pub data: PathBuf,

@@ -10,6 +10,7 @@ use anyhow::Context;
 use nodulens_detect::{MalignancyCombination, malignancy};
 use nodulens_model::{Manifest, ModelKind};
 
+use crate::calibration;
 use crate::data::{self, BuildOptions, Split};
 use crate::eval::{self, EvalArgs};
 
@@ -58,7 +59,7 @@ pub fn run(data: &Path, folds: &Path, models: &Path, cache: PathBuf) -> anyhow::
         .map(|s| (s.name.as_str(), s.split))
         .collect();
     let (rows, labels) = oof.rows(|i| split_of.get(oof.images[i].as_str()) != Some(&Split::Test));
-    let combination = MalignancyCombination::fit(&rows, &labels, malignancy::DEFAULT_L2)
+    let mut combination = MalignancyCombination::fit(&rows, &labels, malignancy::DEFAULT_L2)
         .context("the combination could not be fitted (one label only?)")?;
     eprintln!(
         "fitted on {} out-of-fold nodules ({} malignant), the shipped model's test patients left out",
@@ -89,6 +90,40 @@ pub fn run(data: &Path, folds: &Path, models: &Path, cache: PathBuf) -> anyhow::
     )?;
     eprintln!("wrote the combination into {}", manifest_path.display());
 
+    // Carried over to the shipped CNN by a temperature on its validation nodules (the fold
+    // CNNs it was fitted on spread their logits otherwise).
+    let val = eval::evaluate(&EvalArgs {
+        split: Some(Split::Val),
+        ..args.clone()
+    })?;
+    let (val_p, val_labels): (Vec<f32>, Vec<bool>) = val["predictions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|v| {
+            (
+                v["p_malignant"].as_f64().unwrap_or(0.5) as f32,
+                v["label"].as_u64() == Some(1),
+            )
+        })
+        .unzip();
+    combination.temperature = calibration::fit_temperature(&val_p, &val_labels);
+    let val_nodules = val_p.len();
+    eprintln!(
+        "temperature {:.3} on the shipped model's {val_nodules} validation nodules",
+        combination.temperature
+    );
+    manifest
+        .models
+        .iter_mut()
+        .find(|m| m.kind == ModelKind::Malignancy)
+        .context("the manifest has no malignancy model")?
+        .combination = Some(serde_json::to_value(&combination)?);
+    std::fs::write(
+        &manifest_path,
+        serde_json::to_string_pretty(&manifest)? + "\n",
+    )?;
+
     let test = eval::evaluate(&EvalArgs {
         split: Some(Split::Test),
         ..args
@@ -114,7 +149,7 @@ pub fn run(data: &Path, folds: &Path, models: &Path, cache: PathBuf) -> anyhow::
     let card_path = models.join("README.md");
     let card = std::fs::read_to_string(&card_path)
         .with_context(|| format!("reading {}", card_path.display()))?;
-    let section = card_section(&combination, rows.len(), &out_of_fold, &test);
+    let section = card_section(&combination, rows.len(), val_nodules, &out_of_fold, &test);
     std::fs::write(&card_path, with_section(&card, &section))?;
     eprintln!("wrote its section of {}", card_path.display());
     for line in eval::baseline_lines(&out_of_fold) {
@@ -141,6 +176,7 @@ fn with_section(card: &str, section: &str) -> String {
 fn card_section(
     c: &MalignancyCombination,
     fitted_rows: usize,
+    val_nodules: usize,
     oof: &serde_json::Value,
     test: &serde_json::Value,
 ) -> String {
@@ -166,6 +202,13 @@ an input: the readers' masks, `diameter_mm` or ratings.\n",
         let _ = writeln!(s, "| {name} | {w:+.2} |");
     }
     let _ = writeln!(s, "| (bias) | {:+.2} |\n", c.bias);
+    let _ = writeln!(
+        s,
+        "The shipped CNN is not the fold CNNs the weights were fitted on: the combination's logit \
+is divided by a temperature of {:.3}, fitted on the shipped model's {val_nodules} validation nodules. \
+The out-of-fold figures below are without it (each fold's own CNN); the test figures are with it.\n",
+        c.temperature
+    );
     for (label, r) in [
         (
             "Out of fold over all rated nodules (each fold's combination fitted on the other folds' nodules; `eval-malignancy --out-of-fold`)",

@@ -83,7 +83,7 @@ pub enum CombinationError {
     Length(usize),
     #[error("the malignancy combination holds a value that is not finite")]
     NotFinite,
-    #[error("the malignancy combination holds a scale that is not positive")]
+    #[error("the malignancy combination holds a scale or temperature that is not positive")]
     NonPositiveScale,
     #[error("the malignancy combination cannot be read: {0}")]
     Unreadable(String),
@@ -101,6 +101,15 @@ pub struct MalignancyCombination {
     pub bias: f64,
     /// The L2 penalty it was fitted with (on the standardised weights).
     pub l2: f64,
+    /// The logit is divided by this. It is fitted on the out-of-fold outputs of the fold
+    /// CNNs but applied to the shipped CNN, whose logits spread differently: a temperature
+    /// fitted on the shipped model's validation nodules carries it over (1: none).
+    #[serde(default = "unit_temperature")]
+    pub temperature: f64,
+}
+
+fn unit_temperature() -> f64 {
+    1.0
 }
 
 impl MalignancyCombination {
@@ -135,7 +144,10 @@ impl MalignancyCombination {
         if !self.bias.is_finite() || values.any(|v| !v.is_finite()) {
             return Err(CombinationError::NotFinite);
         }
-        if self.scale.iter().any(|&s| s <= 0.0) {
+        if !self.temperature.is_finite() {
+            return Err(CombinationError::NotFinite);
+        }
+        if self.scale.iter().any(|&s| s <= 0.0) || self.temperature <= 0.0 {
             return Err(CombinationError::NonPositiveScale);
         }
         Ok(())
@@ -152,7 +164,7 @@ impl MalignancyCombination {
             + (0..N_INPUTS)
                 .map(|i| self.weights[i] * (x[i] - self.mean[i]) / self.scale[i])
                 .sum::<f64>();
-        sigmoid(z)
+        sigmoid(z / self.temperature)
     }
 
     /// Fits the combination to `rows` and `labels` (Newton's method, L2 `l2` on the
@@ -218,6 +230,7 @@ impl MalignancyCombination {
             weights: w[1..].to_vec(),
             bias: w[0],
             l2,
+            temperature: 1.0,
         };
         combination.check().ok().map(|()| combination)
     }
@@ -299,6 +312,27 @@ mod tests {
             .filter(|(r, l)| (c.probability(r) > 0.5) == **l)
             .count();
         assert!(correct >= 190, "{correct} of 200");
+    }
+
+    #[test]
+    fn the_temperature_divides_the_logit() {
+        let (rows, labels) = rows();
+        let mut c = MalignancyCombination::fit(&rows, &labels, 1.0).expect("fits");
+        assert_eq!(c.temperature, 1.0);
+        let logit = |p: f64| (p / (1.0 - p)).ln();
+        let before = logit(c.probability(&rows[150]));
+        c.temperature = 0.5;
+        let after = logit(c.probability(&rows[150]));
+        assert!((after - 2.0 * before).abs() < 1e-9, "{before} {after}");
+        // A manifest written before the temperature reads as none.
+        let mut json = serde_json::to_value(&c).expect("serialises");
+        json.as_object_mut().map(|o| o.remove("temperature"));
+        let read = MalignancyCombination::from_manifest(&json).expect("reads");
+        assert_eq!(read.temperature, 1.0);
+        for bad in [0.0, -1.0, f64::NAN] {
+            c.temperature = bad;
+            assert!(c.check().is_err(), "temperature {bad}");
+        }
     }
 
     #[test]
