@@ -68,25 +68,31 @@ pub fn run(data: &Path, folds: &Path, models: &Path, cache: PathBuf) -> anyhow::
     );
 
     let out_of_fold = eval::report_out_of_fold(&oof, ModelKind::Malignancy, folds);
-    let entry = manifest
-        .models
-        .iter_mut()
-        .find(|m| m.kind == ModelKind::Malignancy)
-        .context("the manifest has no malignancy model")?;
-    entry.combination = Some(serde_json::to_value(&combination)?);
-    // The entry's metrics describe the CNN alone (export); what ships beside them.
-    let mut summary = out_of_fold.clone();
-    if let Some(o) = summary.as_object_mut() {
-        for key in ["predictions", "roc", "model"] {
-            o.remove(key);
+    // Written at once: the evaluations below read the shipped pair from the manifest.
+    let write = |manifest: &mut Manifest,
+                 combination: &MalignancyCombination,
+                 metric: Option<(&str, &serde_json::Value)>|
+     -> anyhow::Result<()> {
+        let entry = manifest
+            .models
+            .iter_mut()
+            .find(|m| m.kind == ModelKind::Malignancy)
+            .context("the manifest has no malignancy model")?;
+        entry.combination = Some(serde_json::to_value(combination)?);
+        // The entry's metrics describe the CNN alone (export); what ships beside them.
+        if let (Some((key, report)), Some(metrics)) = (metric, entry.metrics.as_object_mut()) {
+            metrics.insert(key.into(), summary(report));
         }
-    }
-    if let Some(metrics) = entry.metrics.as_object_mut() {
-        metrics.insert("p_malignant_out_of_fold".into(), summary);
-    }
-    std::fs::write(
-        &manifest_path,
-        serde_json::to_string_pretty(&manifest)? + "\n",
+        std::fs::write(
+            &manifest_path,
+            serde_json::to_string_pretty(manifest)? + "\n",
+        )?;
+        Ok(())
+    };
+    write(
+        &mut manifest,
+        &combination,
+        Some(("p_malignant_out_of_fold", &out_of_fold)),
     )?;
     eprintln!("wrote the combination into {}", manifest_path.display());
 
@@ -113,38 +119,16 @@ pub fn run(data: &Path, folds: &Path, models: &Path, cache: PathBuf) -> anyhow::
         "temperature {:.3} on the shipped model's {val_nodules} validation nodules",
         combination.temperature
     );
-    manifest
-        .models
-        .iter_mut()
-        .find(|m| m.kind == ModelKind::Malignancy)
-        .context("the manifest has no malignancy model")?
-        .combination = Some(serde_json::to_value(&combination)?);
-    std::fs::write(
-        &manifest_path,
-        serde_json::to_string_pretty(&manifest)? + "\n",
-    )?;
+    write(&mut manifest, &combination, None)?;
 
     let test = eval::evaluate(&EvalArgs {
         split: Some(Split::Test),
         ..args
     })?;
-    let mut shipped_test = test.clone();
-    if let Some(o) = shipped_test.as_object_mut() {
-        for key in ["predictions", "roc", "model"] {
-            o.remove(key);
-        }
-    }
-    if let Some(metrics) = manifest
-        .models
-        .iter_mut()
-        .find(|m| m.kind == ModelKind::Malignancy)
-        .and_then(|m| m.metrics.as_object_mut())
-    {
-        metrics.insert("p_malignant_test".into(), shipped_test);
-    }
-    std::fs::write(
-        &manifest_path,
-        serde_json::to_string_pretty(&manifest)? + "\n",
+    write(
+        &mut manifest,
+        &combination,
+        Some(("p_malignant_test", &test)),
     )?;
     let card_path = models.join("README.md");
     let card = std::fs::read_to_string(&card_path)
@@ -158,6 +142,17 @@ pub fn run(data: &Path, folds: &Path, models: &Path, cache: PathBuf) -> anyhow::
     eprintln!("  out of fold: {}", eval::summary_line(&out_of_fold));
     eprintln!("  test: {}", eval::summary_line(&test));
     Ok(())
+}
+
+/// A report without its per-case parts, for the manifest.
+fn summary(report: &serde_json::Value) -> serde_json::Value {
+    let mut summary = report.clone();
+    if let Some(o) = summary.as_object_mut() {
+        for key in ["predictions", "roc", "model"] {
+            o.remove(key);
+        }
+    }
+    summary
 }
 
 /// `card` with its combination section replaced, or inserted before the limits.

@@ -141,10 +141,8 @@ impl MalignancyCombination {
             }
         }
         let mut values = self.mean.iter().chain(&self.scale).chain(&self.weights);
-        if !self.bias.is_finite() || values.any(|v| !v.is_finite()) {
-            return Err(CombinationError::NotFinite);
-        }
-        if !self.temperature.is_finite() {
+        if !self.bias.is_finite() || !self.temperature.is_finite() || values.any(|v| !v.is_finite())
+        {
             return Err(CombinationError::NotFinite);
         }
         if self.scale.iter().any(|&s| s <= 0.0) || self.temperature <= 0.0 {

@@ -14,7 +14,7 @@
 
 use nodulens_core::Volume;
 
-use crate::morphology::{for_each_neighbour, squared_distance_3d};
+use crate::morphology::{fill_holes, for_each_neighbour, squared_distance_3d};
 
 /// What the threshold is halfway to (air).
 const BACKGROUND_HU: f32 = -1000.0;
@@ -284,46 +284,15 @@ fn segment_within(volume: &Volume, seed_mm: [f64; 3], look_mm: f64) -> Option<Se
     })
 }
 
-/// Sets the pixels of each slice of `mask` (`dims`) that cannot be reached from the slice's
-/// border through unset pixels (edge-connected): the holes of what is set.
+/// Fills the holes of each slice of `mask` (`dims`): what the slice's border cannot reach
+/// through unset pixels.
 fn fill_holes_per_slice(mask: &mut [bool], dims: [usize; 3]) {
     let [nx, ny, _] = dims;
-    let area = nx * ny;
-    if area == 0 {
+    if nx * ny == 0 {
         return;
     }
-    let mut reached = vec![false; area];
-    let mut stack = Vec::new();
-    for slice in mask.chunks_exact_mut(area) {
-        reached.fill(false);
-        for j in 0..ny {
-            for i in 0..nx {
-                let at = i + nx * j;
-                let border = i == 0 || j == 0 || i + 1 == nx || j + 1 == ny;
-                if border && !slice[at] {
-                    reached[at] = true;
-                    stack.push(at);
-                }
-            }
-        }
-        while let Some(at) = stack.pop() {
-            let (i, j) = (at % nx, at / nx);
-            let neighbours = [
-                (i > 0).then(|| at - 1),
-                (i + 1 < nx).then(|| at + 1),
-                (j > 0).then(|| at - nx),
-                (j + 1 < ny).then(|| at + nx),
-            ];
-            for n in neighbours.into_iter().flatten() {
-                if !slice[n] && !reached[n] {
-                    reached[n] = true;
-                    stack.push(n);
-                }
-            }
-        }
-        for (m, &r) in slice.iter_mut().zip(&reached) {
-            *m |= !r;
-        }
+    for slice in mask.chunks_exact_mut(nx * ny) {
+        fill_holes(slice, nx, ny);
     }
 }
 
