@@ -160,7 +160,13 @@ fn with_section(card: &str, section: &str) -> String {
     if let (Some(a), Some(b)) = (card.find(SECTION_START), card.find(SECTION_END))
         && a < b
     {
-        return format!("{}{section}{}", &card[..a], &card[b + SECTION_END.len()..]);
+        // Through the end marker's own line break, which the new section brings again.
+        let rest = &card[b + SECTION_END.len()..];
+        return format!(
+            "{}{section}{}",
+            &card[..a],
+            rest.strip_prefix('\n').unwrap_or(rest)
+        );
     }
     match card.find("\n## Limits") {
         Some(at) => format!("{}\n{section}\n{}", &card[..at], &card[at..]),
@@ -251,5 +257,8 @@ mod tests {
         assert!(!second.contains("one") && second.contains("two"));
         assert_eq!(second.matches(SECTION_START).count(), 1);
         assert!(second.ends_with("## Limits\n\n- y\n"));
+        // Replacing again does not grow the card.
+        let third = with_section(&second, &format!("{SECTION_START}\ntwo\n{SECTION_END}\n"));
+        assert_eq!(third, second);
     }
 }
