@@ -22,6 +22,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
+use nodulens_core::preprocess::PreprocessConfig;
 use nodulens_core::{DiskFiles, OpenOptions, Progress, Stage, Volume};
 use nodulens_model::ModelKind;
 use nodulens_model::train::TrainConfig;
@@ -180,6 +181,12 @@ enum Command {
         /// from the hidden layer by a head that is not shipped; 0 for none.
         #[arg(long, default_value_t = 0.0)]
         aux_weight: f64,
+        /// Side of each view of the patch, samples (a multiple of 8).
+        #[arg(long, default_value_t = 32)]
+        patch_size: usize,
+        /// Distance between the patch's samples, mm.
+        #[arg(long, default_value_t = 1.0)]
+        spacing_mm: f64,
         #[command(flatten)]
         scans: ScanArgs,
     },
@@ -538,6 +545,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             resume,
             fold,
             aux_weight,
+            patch_size,
+            spacing_mm,
             scans,
         } => {
             let config = TrainConfig::new()
@@ -559,6 +568,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 quiet: false,
                 fold,
                 aux_weight,
+                preprocess: PreprocessConfig {
+                    patch_size,
+                    spacing_mm,
+                    ..PreprocessConfig::default()
+                },
             })?;
             println!(
                 "best validation AUC {:.4} at epoch {} of {}; {:.0} s; run in {}",

@@ -57,6 +57,8 @@ pub struct TrainArgs {
     /// Weight of the auxiliary targets' loss (malignancy: the readers' other ratings,
     /// [`data::AUX_TARGETS`]); 0 trains on the label alone.
     pub aux_weight: f64,
+    /// What the model sees: the patch's side and sample spacing (the rest as the default).
+    pub preprocess: PreprocessConfig,
 }
 
 pub fn run_dir(out: &Path, kind: ModelKind) -> PathBuf {
@@ -70,11 +72,12 @@ struct Fixed {
 }
 
 pub fn train(args: &TrainArgs) -> anyhow::Result<RunState> {
-    let dir = run_dir(&args.out, args.kind);
-    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-    let preprocess = PreprocessConfig::default();
+    let preprocess = args.preprocess.clone();
+    preprocess.validate().map_err(|why| anyhow::anyhow!(why))?;
     let architecture = NetConfig::for_preprocess(&preprocess).with_widths(args.widths);
     architecture.validate()?;
+    let dir = run_dir(&args.out, args.kind);
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     if args.config.batch_size == 0 || args.config.epochs == 0 {
         bail!("batch size and epochs must be > 0");
     }

@@ -111,6 +111,7 @@ pub fn tune(args: &TuneArgs) -> anyhow::Result<Vec<TrialResult>> {
             quiet: true,
             fold: None,
             aux_weight: 0.0,
+            preprocess: Default::default(),
         })?;
         eprintln!(
             "trial {i}: validation AUC {:.4} (epoch {}), {:.0} s",

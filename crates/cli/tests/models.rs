@@ -144,3 +144,27 @@ fn eval_on_a_folder_without_nodules_csv_fails_cleanly() {
     assert!(stderr.starts_with("nodulens: "), "{stderr}");
     assert!(stderr.contains("nodules.csv"), "{stderr}");
 }
+
+#[test]
+fn train_refuses_a_patch_the_network_cannot_take_before_reading_data() {
+    for (flag, value, why) in [
+        ("--patch-size", "30", "multiple of 8"),
+        ("--spacing-mm", "0", "spacing_mm"),
+    ] {
+        let output = Command::new(env!("CARGO_BIN_EXE_nodulens"))
+            .current_dir(repo())
+            .args([
+                "train",
+                "malignancy",
+                "--data",
+                "/nonexistent-nodulens-data",
+            ])
+            .args([flag, value])
+            .output()
+            .unwrap();
+        assert!(!output.status.success(), "{flag} {value} was accepted");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.starts_with("nodulens: "), "{stderr}");
+        assert!(stderr.contains(why), "{flag} {value}: {stderr}");
+    }
+}
