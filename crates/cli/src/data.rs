@@ -302,6 +302,9 @@ pub struct Sample {
     pub source: Source,
     /// The nodule's [`AUX_TARGETS`] (malignancy samples; `None` elsewhere).
     pub aux: Option<[Option<f32>; AUX_TARGETS.len()]>,
+    /// A training target between the classes (an indeterminate malignancy rating), used
+    /// instead of `label` by the loss; `None` for every sample that is scored.
+    pub soft_target: Option<f32>,
 }
 
 pub struct Dataset {
@@ -316,10 +319,13 @@ impl Dataset {
             .collect()
     }
 
+    /// Samples of one class (those with a soft target belong to neither).
     pub fn count(&self, split: Option<Split>, label: bool) -> usize {
         self.samples
             .iter()
-            .filter(|s| s.label == label && split.is_none_or(|sp| s.split == sp))
+            .filter(|s| {
+                s.label == label && s.soft_target.is_none() && split.is_none_or(|sp| s.split == sp)
+            })
             .count()
     }
 }
@@ -369,11 +375,15 @@ pub struct BuildOptions<'a> {
     pub fold: Option<Fold>,
     /// Print what is loaded.
     pub verbose: bool,
+    /// Malignancy: train on the nodules rated 3 (indeterminate) too, with this target between
+    /// benign (0) and malignant (1). They are never validation or test cases.
+    pub indeterminate_target: Option<f32>,
 }
 
 /// Builds the samples of one task.
 ///
-/// - malignancy: every crop rated 1, 2 (benign) or 4, 5 (malignant), centred on its nodule.
+/// - malignancy: every crop rated 1, 2 (benign) or 4, 5 (malignant), centred on its nodule;
+///   with [`BuildOptions::indeterminate_target`], the training patients' crops rated 3 too.
 /// - nodule: every crop (positive), one point of each crop away from its nodule (negative), and
 ///   the whole scans' pipeline candidates away from every mark (negatives).
 ///
@@ -399,8 +409,12 @@ pub fn build(options: &BuildOptions) -> anyhow::Result<Dataset> {
         if options.only.is_some_and(|s| s != split) {
             continue;
         }
+        let soft_target =
+            (options.kind == ModelKind::Malignancy && row.malignancy == 3 && split == Split::Train)
+                .then_some(options.indeterminate_target)
+                .flatten();
         let include = match options.kind {
-            ModelKind::Malignancy => row.malignancy != 3,
+            ModelKind::Malignancy => row.malignancy != 3 || soft_target.is_some(),
             ModelKind::Nodule => true,
         };
         if !include {
@@ -425,6 +439,7 @@ pub fn build(options: &BuildOptions) -> anyhow::Result<Dataset> {
                     diameter_mm: 0.0,
                     source: Source::CropBackground,
                     aux: None,
+                    soft_target: None,
                 });
             }
         }
@@ -448,6 +463,7 @@ pub fn build(options: &BuildOptions) -> anyhow::Result<Dataset> {
             diameter_mm: row.diameter_mm,
             source: Source::Nodule,
             aux: (options.kind == ModelKind::Malignancy).then(|| row.aux_targets()),
+            soft_target,
         });
     }
     if options.verbose {
@@ -487,6 +503,7 @@ pub fn build(options: &BuildOptions) -> anyhow::Result<Dataset> {
                     diameter_mm: 0.0,
                     source: Source::ScanCandidate,
                     aux: None,
+                    soft_target: None,
                 });
                 ds.volumes.push(crop);
             }
@@ -747,7 +764,7 @@ pub fn batch(
             None => PatchTransform::default(),
         };
         preprocess::extract_views_into(&ds.volumes[s.volume], s.center, config, &t, &mut patches);
-        labels.push(if s.label { 1.0 } else { 0.0 });
+        labels.push(s.soft_target.unwrap_or(if s.label { 1.0 } else { 0.0 }));
     }
     (patches, labels)
 }
@@ -831,6 +848,36 @@ mod tests {
     }
 
     #[test]
+    fn an_indeterminate_sample_trains_on_its_soft_target_and_counts_in_neither_class() {
+        let volume = preprocess::synthetic_volume([16, 16, 8], [1.0; 3], [0.0; 3], |_, _, _| -800);
+        let sample = |label: bool, soft_target: Option<f32>| Sample {
+            volume: 0,
+            center: [8.0, 8.0, 4.0],
+            label,
+            patient: "p".into(),
+            split: Split::Train,
+            name: "n".into(),
+            diameter_mm: 8.0,
+            source: Source::Nodule,
+            aux: None,
+            soft_target,
+        };
+        let ds = Dataset {
+            volumes: vec![volume],
+            samples: vec![
+                sample(true, None),
+                sample(false, None),
+                sample(false, Some(0.5)),
+            ],
+        };
+        let (patches, labels) = batch(&ds, &[0, 1, 2], &PreprocessConfig::default(), None);
+        assert_eq!(labels, vec![1.0, 0.0, 0.5]);
+        assert_eq!(patches.len(), 3 * PreprocessConfig::default().patch_len());
+        assert_eq!(ds.count(Some(Split::Train), true), 1);
+        assert_eq!(ds.count(Some(Split::Train), false), 1);
+    }
+
+    #[test]
     fn augmentation_rotation_is_orthonormal() {
         let mut rng = Rng::new(1);
         let sample = Sample {
@@ -843,6 +890,7 @@ mod tests {
             diameter_mm: 8.0,
             source: Source::Nodule,
             aux: None,
+            soft_target: None,
         };
         for _ in 0..50 {
             let t = random_transform(&mut rng, ModelKind::Nodule, 1.0, &sample);

@@ -129,6 +129,7 @@ pub fn evaluate(args: &EvalArgs) -> anyhow::Result<serde_json::Value> {
         only: args.split,
         fold: None,
         verbose: false,
+        indeterminate_target: None,
     })?;
     evaluate_dataset(&loaded, &ds, args.kind, args.split, seed)
 }
@@ -411,6 +412,7 @@ pub fn out_of_fold(args: &EvalArgs, folds: &Path) -> anyhow::Result<OutOfFold> {
             only: None,
             fold: Some(fold),
             verbose: false,
+            indeterminate_target: None,
         })?;
         let val = ds.indices(Some(Split::Val));
         let val_p = predict(&loaded.classifier, &ds, &val)?;

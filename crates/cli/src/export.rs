@@ -120,6 +120,7 @@ the CNN's own output until then)"
             only: None,
             fold: None,
             verbose: false,
+            indeterminate_target: None,
         })?;
         let mut metrics = serde_json::Map::new();
         for (name, split) in [("val", Split::Val), ("test", Split::Test)] {

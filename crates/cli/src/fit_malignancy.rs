@@ -52,6 +52,7 @@ pub fn run(data: &Path, folds: &Path, models: &Path, cache: PathBuf) -> anyhow::
         only: None,
         fold: None,
         verbose: false,
+        indeterminate_target: None,
     })?;
     let split_of: HashMap<&str, Split> = split
         .samples
@@ -169,7 +170,8 @@ fn with_section(card: &str, section: &str) -> String {
         );
     }
     match card.find("\n## Limits") {
-        Some(at) => format!("{}\n{section}\n{}", &card[..at], &card[at..]),
+        // `at` is the line break before the heading: one blank line on either side.
+        Some(at) => format!("{}\n{section}{}", &card[..at], &card[at..]),
         None => format!("{}\n{section}\n", card.trim_end()),
     }
 }
@@ -253,6 +255,10 @@ mod tests {
         let card = "# Card\n\n## Metrics\n\nx\n\n## Limits\n\n- y\n";
         let first = with_section(card, &format!("{SECTION_START}\none\n{SECTION_END}\n"));
         assert!(first.find("one").unwrap() < first.find("## Limits").unwrap());
+        // One blank line on either side, as between the card's other sections.
+        assert!(first.contains(&format!(
+            "x\n\n{SECTION_START}\none\n{SECTION_END}\n\n## Limits"
+        )));
         let second = with_section(&first, &format!("{SECTION_START}\ntwo\n{SECTION_END}\n"));
         assert!(!second.contains("one") && second.contains("two"));
         assert_eq!(second.matches(SECTION_START).count(), 1);

@@ -187,6 +187,10 @@ enum Command {
         /// Distance between the patch's samples, mm.
         #[arg(long, default_value_t = 1.0)]
         spacing_mm: f64,
+        /// Malignancy: also train on the nodules rated 3 (indeterminate), with this target
+        /// between benign (0) and malignant (1); they are never validation or test cases.
+        #[arg(long, value_parser = parse_target)]
+        indeterminate_target: Option<f32>,
         #[command(flatten)]
         scans: ScanArgs,
     },
@@ -369,6 +373,13 @@ fn parse_widths(text: &str) -> Result<[usize; 3], String> {
     }
 }
 
+fn parse_target(text: &str) -> Result<f32, String> {
+    match text.trim().parse::<f32>() {
+        Ok(t) if (0.0..=1.0).contains(&t) => Ok(t),
+        _ => Err(format!("{text:?} is not a target in 0..=1, e.g. 0.5")),
+    }
+}
+
 fn write_report(
     report: &serde_json::Value,
     kind: ModelKind,
@@ -547,6 +558,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             aux_weight,
             patch_size,
             spacing_mm,
+            indeterminate_target,
             scans,
         } => {
             let config = TrainConfig::new()
@@ -573,6 +585,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     spacing_mm,
                     ..PreprocessConfig::default()
                 },
+                indeterminate_target,
             })?;
             println!(
                 "best validation AUC {:.4} at epoch {} of {}; {:.0} s; run in {}",

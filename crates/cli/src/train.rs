@@ -59,6 +59,8 @@ pub struct TrainArgs {
     pub aux_weight: f64,
     /// What the model sees: the patch's side and sample spacing (the rest as the default).
     pub preprocess: PreprocessConfig,
+    /// Malignancy: the target of the training nodules rated 3 (`None`: left out).
+    pub indeterminate_target: Option<f32>,
 }
 
 pub fn run_dir(out: &Path, kind: ModelKind) -> PathBuf {
@@ -98,6 +100,7 @@ pub fn train(args: &TrainArgs) -> anyhow::Result<RunState> {
         only: None,
         fold: args.fold,
         verbose: !args.quiet,
+        indeterminate_target: args.indeterminate_target,
     })?;
     let train_idx = ds.indices(Some(Split::Train));
     let val_idx = ds.indices(Some(Split::Val));
@@ -109,13 +112,18 @@ pub fn train(args: &TrainArgs) -> anyhow::Result<RunState> {
         bail!("empty training or validation split");
     }
     // Balanced class weights (mean weight 1 over the training set).
-    let n_pos = train_idx
+    let scored: Vec<usize> = train_idx
+        .iter()
+        .copied()
+        .filter(|&i| ds.samples[i].soft_target.is_none())
+        .collect();
+    let n_pos = scored
         .iter()
         .filter(|&&i| ds.samples[i].label)
         .count()
         .max(1) as f32;
-    let n_neg = (train_idx.len() as f32 - n_pos).max(1.0);
-    let n = train_idx.len() as f32;
+    let n_neg = (scored.len() as f32 - n_pos).max(1.0);
+    let n = scored.len() as f32;
     let (w_pos, w_neg) = (n / (2.0 * n_pos), n / (2.0 * n_neg));
 
     let (vp, vl) = data::batch(&ds, &val_idx, &preprocess, None);
@@ -221,9 +229,14 @@ pub fn train(args: &TrainArgs) -> anyhow::Result<RunState> {
                 &preprocess,
                 Some((&mut rng, args.kind, cfg.augmentation)),
             );
-            let weights: Vec<f32> = labels
+            let weights: Vec<f32> = chunk
                 .iter()
-                .map(|&l| if l > 0.5 { w_pos } else { w_neg })
+                .zip(&labels)
+                .map(|(&i, &l)| match ds.samples[i].soft_target {
+                    Some(_) => 1.0,
+                    None if l > 0.5 => w_pos,
+                    None => w_neg,
+                })
                 .collect();
             let (aux_values, aux_mask) = data::aux_batch(&ds, chunk);
             let aux = multi_task.then_some(AuxTargets {
@@ -325,14 +338,20 @@ pub fn summary(ds: &Dataset) -> serde_json::Value {
             .filter(|s| s.split == split)
             .map(|s| s.patient.as_str())
             .collect();
-        out.insert(
-            name.into(),
-            serde_json::json!({
-                "positive": ds.count(Some(split), true),
-                "negative": ds.count(Some(split), false),
-                "patients": patients.len(),
-            }),
-        );
+        let indeterminate = ds
+            .samples
+            .iter()
+            .filter(|s| s.split == split && s.soft_target.is_some())
+            .count();
+        let mut counts = serde_json::json!({
+            "positive": ds.count(Some(split), true),
+            "negative": ds.count(Some(split), false),
+            "patients": patients.len(),
+        });
+        if indeterminate > 0 {
+            counts["indeterminate"] = indeterminate.into();
+        }
+        out.insert(name.into(), counts);
     }
     serde_json::Value::Object(out)
 }

@@ -112,6 +112,7 @@ pub fn tune(args: &TuneArgs) -> anyhow::Result<Vec<TrialResult>> {
             fold: None,
             aux_weight: 0.0,
             preprocess: Default::default(),
+            indeterminate_target: None,
         })?;
         eprintln!(
             "trial {i}: validation AUC {:.4} (epoch {}), {:.0} s",
