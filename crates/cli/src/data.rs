@@ -847,20 +847,30 @@ mod tests {
         assert!(moved > 20);
     }
 
-    #[test]
-    fn an_indeterminate_sample_trains_on_its_soft_target_and_counts_in_neither_class() {
-        let volume = preprocess::synthetic_volume([16, 16, 8], [1.0; 3], [0.0; 3], |_, _, _| -800);
-        let sample = |label: bool, soft_target: Option<f32>| Sample {
+    /// An 8 mm nodule of a training patient at the origin of volume 0.
+    fn training_nodule() -> Sample {
+        Sample {
             volume: 0,
-            center: [8.0, 8.0, 4.0],
-            label,
+            center: [0.0; 3],
+            label: true,
             patient: "p".into(),
             split: Split::Train,
             name: "n".into(),
             diameter_mm: 8.0,
             source: Source::Nodule,
             aux: None,
+            soft_target: None,
+        }
+    }
+
+    #[test]
+    fn an_indeterminate_sample_trains_on_its_soft_target_and_counts_in_neither_class() {
+        let volume = preprocess::synthetic_volume([16, 16, 8], [1.0; 3], [0.0; 3], |_, _, _| -800);
+        let sample = |label: bool, soft_target: Option<f32>| Sample {
+            center: [8.0, 8.0, 4.0],
+            label,
             soft_target,
+            ..training_nodule()
         };
         let ds = Dataset {
             volumes: vec![volume],
@@ -880,18 +890,7 @@ mod tests {
     #[test]
     fn augmentation_rotation_is_orthonormal() {
         let mut rng = Rng::new(1);
-        let sample = Sample {
-            volume: 0,
-            center: [0.0; 3],
-            label: true,
-            patient: "p".into(),
-            split: Split::Train,
-            name: "n".into(),
-            diameter_mm: 8.0,
-            source: Source::Nodule,
-            aux: None,
-            soft_target: None,
-        };
+        let sample = training_nodule();
         for _ in 0..50 {
             let t = random_transform(&mut rng, ModelKind::Nodule, 1.0, &sample);
             let r = t.rotation;
