@@ -111,20 +111,15 @@ pub fn train(args: &TrainArgs) -> anyhow::Result<RunState> {
     if train_idx.is_empty() || val_idx.is_empty() {
         bail!("empty training or validation split");
     }
-    // Balanced class weights (mean weight 1 over the training set).
-    let scored: Vec<usize> = train_idx
-        .iter()
-        .copied()
-        .filter(|&i| ds.samples[i].soft_target.is_none())
-        .collect();
-    let n_pos = scored
-        .iter()
-        .filter(|&&i| ds.samples[i].label)
-        .count()
-        .max(1) as f32;
-    let n_neg = (scored.len() as f32 - n_pos).max(1.0);
-    let n = scored.len() as f32;
-    let (w_pos, w_neg) = (n / (2.0 * n_pos), n / (2.0 * n_neg));
+    // Balanced class weights (mean weight 1 over the training set's two classes; samples
+    // with a soft target belong to neither and weigh 1).
+    let n_pos = ds.count(Some(Split::Train), true);
+    let n_neg = ds.count(Some(Split::Train), false);
+    let n = (n_pos + n_neg) as f32;
+    let (w_pos, w_neg) = (
+        n / (2.0 * n_pos.max(1) as f32),
+        n / (2.0 * n_neg.max(1) as f32),
+    );
 
     let (vp, vl) = data::batch(&ds, &val_idx, &preprocess, None);
     let val = Fixed {
