@@ -463,9 +463,16 @@ mod models {
         };
         for w in want {
             let centre = triple(&w["center_mm"]);
+            // The nearest: two candidates on one blob can give sites a tenth of a mm apart.
+            let distance = |f: &nodulens_detect::Finding| -> f64 {
+                (0..3)
+                    .map(|a| (f.center_mm[a] - centre[a]).powi(2))
+                    .sum::<f64>()
+            };
             let got = all
                 .iter()
-                .find(|f| (0..3).all(|a| (f.center_mm[a] - centre[a]).abs() <= 0.5))
+                .filter(|f| (0..3).all(|a| (f.center_mm[a] - centre[a]).abs() <= 0.5))
+                .min_by(|a, b| distance(a).total_cmp(&distance(b)))
                 .unwrap_or_else(|| panic!("no finding at {centre:?}"));
             for (name, value) in [("p_nodule", got.p_nodule), ("p_malignant", got.p_malignant)] {
                 let native = w[name].as_f64().expect("probability");
