@@ -6,10 +6,10 @@
 //! either side. Means are over the lung mask only, so the chest wall and the mediastinum neither
 //! add an edge nor hide a nodule against them. A ball is darker than its core along every line; a
 //! vessel is as bright as itself along the line it runs on; a nodule with one vessel attached
-//! keeps a dark side on every line. Local maxima of every scale are suppressed within half the
-//! diameter of a stronger one, ranked by the response weighted by how isolated the blob stands
-//! (at ≤ 10 mm, where vessels are the confusion), the strongest few of each large scale kept
-//! for masses, and at most [`MAX_CANDIDATES`] returned, each centre refined to the centre of
+//! keeps a dark side on every line. Local maxima of every scale are scored by the response
+//! weighted by how isolated the blob stands (at ≤ 14 mm, where vessels are the confusion),
+//! suppressed within half the diameter of a better-scored one, the best few of each scale
+//! above 10 mm kept for masses, and at most [`MAX_CANDIDATES`] returned, each centre refined to the centre of
 //! density of the source voxels. No marks, no randomness: the same volume gives the same
 //! candidates on every platform.
 
@@ -29,10 +29,13 @@ const MIN_CENTRE_HU: i16 = -800;
 const REFINE_FLOOR_HU: i16 = -700;
 /// How much a structure running through a blob lowers its rank.
 const ISOLATION_POWER: f64 = 2.0;
-/// Only at scales up to this (mm), where vessels are what a blob is confused with; a mass
-/// has structures running through it and keeps its full response.
-const ISOLATION_UP_TO_MM: f64 = 10.0;
-/// Scales above [`ISOLATION_UP_TO_MM`] each keep at least this many of their strongest, so the
+/// Only at scales up to this (mm), where vessels are what a blob is confused with (at 14 mm,
+/// hilar branchings still outnumber nodules); a mass has structures running through it and
+/// keeps its full response.
+const ISOLATION_UP_TO_MM: f64 = 14.0;
+/// Scales above this (mm) each keep at least [`LARGE_SCALE_SHARE`] of their best.
+const LARGE_SCALE_ABOVE_MM: f64 = 10.0;
+/// Scales above [`LARGE_SCALE_ABOVE_MM`] each keep at least this many of their best, so the
 /// few large lesions of a scan are never crowded out by the many small blobs.
 const LARGE_SCALE_SHARE: usize = 10;
 /// Most candidates per scan.
@@ -80,9 +83,9 @@ impl Candidate {
 struct Peak {
     at: [usize; 3],
     scale: usize,
-    /// Core minus brightest line, HU: what maxima and suppression go by.
+    /// Core minus brightest line, HU: what local maxima go by.
     response: i16,
-    /// The response weighted by isolation: what the final ranking goes by.
+    /// The response weighted by isolation: what suppression and the final ranking go by.
     score: i16,
 }
 
@@ -130,10 +133,13 @@ pub fn candidates_up_to(volume: &Volume, mask: &LungMask, max: usize) -> Vec<Can
         );
         probes.push(probe);
     }
-    // Strongest first; ties by scale and position, so the order never depends on anything else.
+    // Best scored first, as the final ranking goes: were the raw response to decide, a vessel
+    // running into a faint nodule (a strong response, a poor score) would suppress the
+    // nodule's own peak at a larger scale and then rank too low to be kept itself. Ties by
+    // scale and position, so the order never depends on anything else.
     peaks.sort_by(|a, b| {
-        b.response
-            .cmp(&a.response)
+        b.score
+            .cmp(&a.score)
             .then(a.scale.cmp(&b.scale))
             .then(a.at[2].cmp(&b.at[2]))
             .then(a.at[1].cmp(&b.at[1]))
@@ -215,7 +221,7 @@ fn refine(volume: &Volume, mask: &LungMask, centre: [f64; 3], radius_mm: f64) ->
     moment.map(|m| m / total)
 }
 
-/// Non-maximum suppression, strongest first: a peak survives unless a stronger survivor's
+/// Non-maximum suppression, best scored first: a peak survives unless a better survivor's
 /// ball (half its scale's diameter, [`SUPPRESSION`]) holds it. So a strong vessel suppresses
 /// only its own small neighbourhood, never a weaker mass around it, while a mass suppresses
 /// the texture inside it. Survivors are looked up by scale in a grid of cells as large as the
@@ -276,7 +282,7 @@ impl std::hash::Hasher for CellHasher {
 }
 
 /// At most `max` of the survivors: first the strongest [`LARGE_SCALE_SHARE`] of each scale
-/// above [`ISOLATION_UP_TO_MM`] (the few large lesions of a scan must not be crowded out by the
+/// above [`LARGE_SCALE_ABOVE_MM`] (the few large lesions of a scan must not be crowded out by the
 /// many small blobs), then the strongest of the rest. Strongest first.
 fn share_among_scales(survivors: &[Peak], max: usize) -> Vec<Peak> {
     let mut survivors = survivors.to_vec();
@@ -291,7 +297,7 @@ fn share_among_scales(survivors: &[Peak], max: usize) -> Vec<Peak> {
     let mut per_scale = vec![0usize; SCALES_MM.len()];
     let mut count = 0;
     for (n, p) in survivors.iter().enumerate() {
-        if SCALES_MM[p.scale] > ISOLATION_UP_TO_MM
+        if SCALES_MM[p.scale] > LARGE_SCALE_ABOVE_MM
             && per_scale[p.scale] < LARGE_SCALE_SHARE
             && count < max
         {
