@@ -9,9 +9,9 @@
 //! keeps a dark side on every line. Local maxima of every scale are scored by the response
 //! weighted by how isolated the blob stands (at ≤ 14 mm, where vessels are the confusion),
 //! suppressed within half the diameter of a better-scored one, the best few of each scale
-//! above 10 mm kept for masses, and at most [`MAX_CANDIDATES`] returned, each centre refined to the centre of
-//! density of the source voxels. No marks, no randomness: the same volume gives the same
-//! candidates on every platform.
+//! above 10 mm kept for masses, and at most [`MAX_CANDIDATES`] returned, each centre refined
+//! to the centre of density of the source voxels. No marks, no randomness: the same volume
+//! gives the same candidates on every platform.
 
 use nodulens_core::Volume;
 use serde::{Deserialize, Serialize};
@@ -209,7 +209,7 @@ fn refine(volume: &Volume, mask: &LungMask, centre: [f64; 3], radius_mm: f64) ->
     moment.map(|m| m / total)
 }
 
-/// Non-maximum suppression, best scored first (`peaks` are sorted so): a peak survives unless
+/// Non-maximum suppression, best scored first (it sorts `peaks` so): a peak survives unless
 /// a better survivor's ball (half its scale's diameter, [`SUPPRESSION`]) holds it. So a strong
 /// vessel suppresses only its own small neighbourhood, never a weaker mass around it, while a
 /// mass suppresses the texture inside it. Survivors are looked up by scale in a grid of cells
@@ -282,8 +282,8 @@ impl std::hash::Hasher for CellHasher {
 }
 
 /// At most `max` of the survivors: first the strongest [`LARGE_SCALE_SHARE`] of each scale
-/// above [`LARGE_SCALE_ABOVE_MM`] (the few large lesions of a scan must not be crowded out by the
-/// many small blobs), then the strongest of the rest. Strongest first.
+/// above [`LARGE_SCALE_ABOVE_MM`] (the few large lesions of a scan must not be crowded out by
+/// the many small blobs), then the strongest of the rest. Strongest first.
 fn share_among_scales(survivors: &[Peak], max: usize) -> Vec<Peak> {
     let mut survivors = survivors.to_vec();
     survivors.sort_by(|a, b| {
