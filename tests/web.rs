@@ -397,7 +397,9 @@ mod models {
     /// as many findings at the operating point.
     #[wasm_bindgen_test]
     async fn the_sample_gives_the_native_findings_in_the_browser() {
-        use nodulens_detect::{Report, Scoring, candidates, findings, lung_mask, sites};
+        use nodulens_detect::{
+            Report, Scoring, candidates, distance_mm, findings, lung_mask, sites,
+        };
         let expected: serde_json::Value = serde_json::from_str(include_str!(concat!(
             env!("CARGO_MANIFEST_DIR"),
             "/tests/fixtures/detect/sample_findings.json"
@@ -464,11 +466,7 @@ mod models {
         for w in want {
             let centre = triple(&w["center_mm"]);
             // The nearest: two candidates on one blob can give sites a tenth of a mm apart.
-            let distance = |f: &nodulens_detect::Finding| -> f64 {
-                (0..3)
-                    .map(|a| (f.center_mm[a] - centre[a]).powi(2))
-                    .sum::<f64>()
-            };
+            let distance = |f: &nodulens_detect::Finding| distance_mm(f.center_mm, centre);
             let got = all
                 .iter()
                 .filter(|f| (0..3).all(|a| (f.center_mm[a] - centre[a]).abs() <= 0.5))
